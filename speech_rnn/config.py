@@ -1,0 +1,237 @@
+"""One configuration object, from the CLI to the pipeline, the model and the saved run.
+
+The config is a tree of frozen dataclasses. It is saved as ``config.json`` in every run
+folder, so that a trained run always reloads with exactly the features it was trained on.
+YAML or JSON files and ``--set section.key=value`` overrides are validated: an unknown key
+is an error that lists the valid keys.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from .errors import ConfigError
+from .fileio import atomic_write_text
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    sample_rate: int = 16000          # everything is resampled to this rate, mono
+    max_duration: float = 30.0        # seconds; longer training utterances are rejected
+    min_duration: float = 0.1         # seconds; shorter ones are rejected
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    frame_length_ms: float = 25.0
+    frame_step_ms: float = 10.0
+    fft_length: int = 512
+    num_mel_bins: int = 40
+    num_mfcc: int = 26
+    lower_hz: float = 20.0
+    upper_hz: float = 7600.0
+    deltas: bool = False              # append first and second order deltas
+    normalization: str = "global"     # global | utterance | none
+    stack: int = 4                    # frames per window (time reduction front-end)
+    stride: int = 3                   # frames between windows: the time-reduction factor
+
+
+@dataclass(frozen=True)
+class SpecAugmentConfig:
+    enabled: bool = True
+    freq_masks: int = 2
+    freq_mask_width: int = 8          # mel bins, at most
+    time_masks: int = 2
+    time_mask_width: int = 25         # 10 ms frames, at most
+    time_mask_max_fraction: float = 0.15  # of the utterance, per mask
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    charset: str = "abcdefghijklmnopqrstuvwxyz' "
+    lowercase: bool = True
+    strip_accents: bool = True        # é -> e; else accented letters are unknown
+    spell_numbers: bool = True        # "42" -> "forty two"
+    unknown: str = "drop"             # drop | error: characters outside the charset
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    lstm_layers: int = 3
+    lstm_units: int = 256
+    projection_units: int = 0         # optional Dense front-end before the LSTMs (0: none)
+    dropout: float = 0.3              # between LSTM layers and before the output layer
+    input_dropout: float = 0.1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 16              # per replica
+    epochs: int = 100
+    max_minutes: float = 0.0          # wall-clock budget for this invocation (0: none)
+    max_steps: int = 0                # stop after this many optimizer steps (0: none)
+    learning_rate: float = 1e-3
+    warmup_steps: int = 300
+    clipnorm: float = 5.0
+    anneal_factor: float = 0.5        # lr *= factor when dev WER did not improve ...
+    anneal_patience: int = 1          # ... for this many evaluations
+    min_lr_scale: float = 0.01
+    early_stop_patience: int = 6      # evaluations without dev WER improvement
+    eval_every_steps: int = 0         # also evaluate every N steps (0: once per epoch)
+    checkpoint_every_steps: int = 200
+    keep_checkpoints: int = 3
+    jit_compile: bool = True
+    seed: int = 1234
+    bucket_width_s: float = 2.0       # bucket boundaries every this many audio seconds
+    shuffle_buffer: int = 20000
+    cache: bool = True                # cache features on disk in the run folder
+    max_nonfinite_in_row: int = 20
+    log_samples: int = 3              # sample transcripts/clips shown in TensorBoard
+    strict: bool = False              # stop on any bad example instead of dropping it
+
+
+@dataclass(frozen=True)
+class Config:
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    specaugment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    # -- (de)serialization -------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "config") -> "Config":
+        return _build(cls, data, source)
+
+    def save(self, path) -> None:
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path) -> "Config":
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read config ({e.strerror})") from None
+        if path.suffix in (".yaml", ".yml"):
+            import yaml  # safe_load below: a config file can never construct Python objects
+            try:
+                data = yaml.safe_load(text) or {}
+            except yaml.YAMLError as e:
+                raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        else:
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        return cls.from_dict(data, source=str(path))
+
+    def with_overrides(self, assignments) -> "Config":
+        """Apply ``section.key=value`` strings (the CLI's ``--set``)."""
+        data = self.to_dict()
+        for item in assignments or ():
+            key, sep, raw = item.partition("=")
+            if not sep or "." not in key:
+                raise ConfigError(f"--set {item!r}: expected section.key=value")
+            section, name = key.strip().split(".", 1)
+            if section not in data:
+                raise ConfigError(f"--set {item!r}: unknown section {section!r}; "
+                                  f"valid: {', '.join(sorted(data))}")
+            data[section][name] = _parse_scalar(raw.strip())
+        return Config.from_dict(data, source="--set")
+
+
+def _parse_scalar(raw: str) -> Any:
+    lowered = raw.lower()
+    if lowered in ("true", "yes", "on"):
+        return True
+    if lowered in ("false", "no", "off"):
+        return False
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+def _coerce(value, wanted: type, where: str):
+    if wanted is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if wanted is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if wanted is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if wanted is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def _build(cls, data: dict, where: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; "
+                          f"valid keys: {', '.join(names)}")
+    kwargs = {}
+    for name in names:
+        if name not in data:
+            continue
+        wanted = hints[name]
+        sub_where = f"{where}.{name}" if where else name
+        if dataclasses.is_dataclass(wanted):
+            kwargs[name] = _build(wanted, data[name], sub_where)
+        else:
+            kwargs[name] = _coerce(data[name], wanted, sub_where)
+    obj = cls(**kwargs)
+    _validate(obj, where)
+    return obj
+
+
+_CHOICES = {
+    ("normalization",): ("global", "utterance", "none"),
+    ("unknown",): ("drop", "error"),
+}
+
+
+def _validate(obj, where: str) -> None:
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        choices = _CHOICES.get((f.name,))
+        if choices and value not in choices:
+            raise ConfigError(f"{where}.{f.name}: {value!r} is not one of {', '.join(choices)}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            raise ConfigError(f"{where}.{f.name}: must not be negative, got {value}")
+    if isinstance(obj, FeatureConfig):
+        if obj.stack < 1 or obj.stride < 1:
+            raise ConfigError(f"{where}: stack and stride must be at least 1")
+        if obj.num_mfcc > obj.num_mel_bins:
+            raise ConfigError(f"{where}: num_mfcc ({obj.num_mfcc}) exceeds num_mel_bins")
+    if isinstance(obj, ModelConfig) and obj.lstm_layers < 1:
+        raise ConfigError(f"{where}.lstm_layers: must be at least 1")
+    if isinstance(obj, TrainConfig) and obj.batch_size < 1:
+        raise ConfigError(f"{where}.batch_size: must be at least 1")
+    if isinstance(obj, TextConfig) and len(set(obj.charset)) != len(obj.charset):
+        raise ConfigError(f"{where}.charset: has repeated characters")
