@@ -1,0 +1,168 @@
+"""The tf.data input pipeline.
+
+examples -> decode (soundfile/soxr in a py function, parallel) -> log-mel -> cache ->
+[shuffle, seeded per epoch] -> [SpecAugment] -> MFCC -> normalize -> stack windows ->
+bucket by length (padded to fixed bucket boundaries, labels to one fixed length, so XLA
+compiles a handful of shapes, not one per batch) -> prefetch.
+
+Every batch is a dict: ``features`` [B, T, D], ``feature_lengths`` [B] (true, unpadded
+window counts), ``labels`` [B, L] (padded with -1), ``label_lengths`` [B], ``index`` [B]
+(position in the example list, for logs and decoding) and ``audio_seconds`` [B].
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .audio import load_audio
+from .config import Config
+from .errors import AudioError
+from .features import FeatureExtractor, spec_augment, window_dim
+
+log = logging.getLogger(__name__)
+LABEL_PAD = -1
+
+
+def label_pad_length(examples) -> int:
+    """One fixed label length for all batches: the longest label, rounded up to 16."""
+    longest = max(len(e.labels) for e in examples)
+    return int(16 * math.ceil(longest / 16))
+
+
+def bucket_boundaries(examples, config: Config):
+    """Window-count boundaries every ``bucket_width_s`` seconds, past the longest example."""
+    fc = config.features
+    windows_per_second = 1000.0 / (fc.frame_step_ms * fc.stride)
+    width = max(1, int(round(config.train.bucket_width_s * windows_per_second)))
+    longest = max(e.num_windows for e in examples) + 2
+    return list(range(width, longest + width, width))
+
+
+def _decode_for(sample_rate: int):
+    def decode(path: bytes) -> np.ndarray:
+        try:
+            return load_audio(path.decode("utf-8"), sample_rate)
+        except AudioError as e:  # checked in pre-flight, but files can change under us
+            log.warning("skipping %s", e)
+            return np.zeros([0], np.float32)
+    return decode
+
+
+def log_mel_dataset(examples, config: Config, extractor: FeatureExtractor, cache_path=None):
+    """Decoded, featurized (log-mel) examples in order, cached on disk or in memory."""
+    import tensorflow as tf
+
+    paths = [e.utterance.audio_filepath for e in examples]
+    labels = tf.ragged.constant([list(e.labels) for e in examples], dtype=tf.int32,
+                                row_splits_dtype=tf.int32)
+    source = tf.data.Dataset.from_tensor_slices({
+        "path": tf.constant(paths),
+        "labels": labels,
+        "index": tf.range(len(examples), dtype=tf.int32),
+        "audio_seconds": tf.constant([e.utterance.duration for e in examples], tf.float32),
+    })
+    decode = _decode_for(config.audio.sample_rate)
+
+    def to_log_mel(item):
+        waveform = tf.numpy_function(decode, [item["path"]], tf.float32, stateful=False)
+        waveform.set_shape([None])
+        out = {k: v for k, v in item.items() if k != "path"}
+        out["log_mel"] = extractor.log_mel(waveform)
+        return out
+
+    ds = source.map(to_log_mel, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.filter(lambda item: tf.shape(item["log_mel"])[0] > 0)
+    if cache_path is not None:
+        Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_cache_lock(cache_path)
+        return ds.cache(str(cache_path))
+    return ds.cache() if config.train.cache else ds
+
+
+def _remove_stale_cache_lock(cache_path) -> None:
+    """An interrupted first pass leaves a lock file that makes the next run fail; the cache
+    itself is only complete once its index file exists, so a lone lock is stale."""
+    for lock in Path(cache_path).parent.glob(Path(cache_path).name + "*.lockfile"):
+        lock.unlink(missing_ok=True)
+
+
+def make_dataset(examples, config: Config, extractor: FeatureExtractor, *, training: bool,
+                 epoch: int = 0, cache_path=None, skip_batches: int = 0,
+                 label_length: int | None = None, batch_size: int | None = None,
+                 boundaries=None):
+    """Batches of model inputs over ``examples`` (pre-flight :class:`Example` objects)."""
+    import tensorflow as tf
+
+    tc = config.train
+    batch_size = batch_size or tc.batch_size
+    label_length = label_length or label_pad_length(examples)
+    boundaries = boundaries or bucket_boundaries(examples, config)
+
+    ds = log_mel_dataset(examples, config, extractor, cache_path)
+    if training:
+        ds = ds.shuffle(min(tc.shuffle_buffer, len(examples)), seed=tc.seed + epoch,
+                        reshuffle_each_iteration=False)
+    augment = training and config.specaugment.enabled
+
+    def to_windows(item):
+        log_mel = item["log_mel"]
+        if augment:
+            seed = tf.stack([tc.seed + 7919 * epoch, item["index"]])
+            log_mel = spec_augment(log_mel, config.specaugment, seed)
+        windows = extractor.windows_from_log_mel(log_mel)
+        label = item["labels"]
+        return {
+            "features": windows,
+            "feature_lengths": tf.shape(windows)[0],
+            "labels": label,
+            "label_lengths": tf.shape(label)[0],
+            "index": item["index"],
+            "audio_seconds": item["audio_seconds"],
+        }
+
+    ds = ds.map(to_windows, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dim = window_dim(config.features)
+    ds = ds.bucket_by_sequence_length(
+        element_length_func=lambda item: item["feature_lengths"],
+        bucket_boundaries=boundaries,
+        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        padded_shapes={"features": [None, dim], "feature_lengths": [], "labels": [label_length],
+                       "label_lengths": [], "index": [], "audio_seconds": []},
+        padding_values={"features": 0.0, "feature_lengths": 0, "labels": LABEL_PAD,
+                        "label_lengths": 0, "index": -1, "audio_seconds": 0.0},
+        pad_to_bucket_boundary=True,
+        drop_remainder=False)
+    if skip_batches:
+        ds = ds.skip(skip_batches)
+    options = tf.data.Options()
+    options.deterministic = True
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def compute_feature_stats(examples, config: Config, extractor: FeatureExtractor,
+                          cache_path=None):
+    """Per-dimension mean and standard deviation of the unnormalized, unaugmented features
+    over ``examples``. Fills the feature cache on the way when ``cache_path`` is given."""
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    from .features import FeatureStats
+
+    ds = log_mel_dataset(examples, config, extractor, cache_path)
+
+    def moments(item):
+        feats = tf.cast(extractor.mfcc(item["log_mel"]), tf.float64)
+        return tf.reduce_sum(feats, 0), tf.reduce_sum(tf.square(feats), 0), tf.shape(feats)[0]
+
+    ds = ds.map(moments, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    total, total_sq, count = 0.0, 0.0, 0
+    for s, sq, n in tqdm(ds.as_numpy_iterator(), desc="feature statistics", unit="utt",
+                         total=len(examples), disable=None):
+        total, total_sq, count = total + s, total_sq + sq, count + int(n)
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 1e-10))
+    return FeatureStats(tuple(map(float, mean)), tuple(map(float, std)))

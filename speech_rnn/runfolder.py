@@ -1,0 +1,140 @@
+"""The run folder: everything needed to resume training or to transcribe.
+
+    config.json          resolved configuration (the one object that defines features/model)
+    vocab.json           characters; the CTC blank is the last class
+    feature_stats.json   global feature mean / std from the training set
+    checkpoints/         full training state (weights, optimizer, schedule, epoch, position)
+    last.keras           acoustic model after the latest epoch or stop
+    best.keras           acoustic model with the best dev WER so far
+    tensorboard/         train/ and dev/ event files
+    env.json             versions, device, git hash, seed, command line
+    metrics.json         final metrics; history.jsonl: one line per evaluation
+    cache/               cached training features (safe to delete)
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import RunFolderError
+from .fileio import atomic_write_json
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    root: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
+    config = property(lambda self: self.root / "config.json")
+    vocab = property(lambda self: self.root / "vocab.json")
+    feature_stats = property(lambda self: self.root / "feature_stats.json")
+    checkpoints = property(lambda self: self.root / "checkpoints")
+    last_model = property(lambda self: self.root / "last.keras")
+    best_model = property(lambda self: self.root / "best.keras")
+    tensorboard = property(lambda self: self.root / "tensorboard")
+    env = property(lambda self: self.root / "env.json")
+    metrics = property(lambda self: self.root / "metrics.json")
+    history = property(lambda self: self.root / "history.jsonl")
+    nonfinite_log = property(lambda self: self.root / "nonfinite_batches.log")
+    cache = property(lambda self: self.root / "cache")
+
+    def exists(self) -> bool:
+        return self.config.is_file()
+
+    def model_path(self, which: str = "best") -> Path:
+        """The exported model to load: ``best`` (falls back to ``last``) or ``last``."""
+        if which == "best" and self.best_model.is_file():
+            return self.best_model
+        if self.last_model.is_file():
+            return self.last_model
+        raise RunFolderError(f"{self.root}: no trained model (best.keras / last.keras) found; "
+                             "is this a run folder that has finished at least one epoch?")
+
+
+def save_keras_atomic(model, path: Path) -> None:
+    """``model.save`` to a temporary ``.keras`` file beside ``path``, then rename it over, so
+    an interruption or a full disk never leaves a half-written model in place."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def load_keras_safe(path: Path):
+    """Load a ``.keras`` model with ``safe_mode=True``: no Lambda layers, no pickled code.
+    Anything wrong with the file is a RunFolderError, never code execution."""
+    import keras
+
+    from . import model as _model  # registers LengthMask for deserialization
+    del _model
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RunFolderError(f"{path}: cannot load model safely ({first[:300]})") from None
+
+
+def describe_environment(seed: int) -> dict:
+    import keras
+    import tensorflow as tf
+    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    return {
+        "python": sys.version.split()[0],
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "devices": gpus or ["CPU"],
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+        "git_commit": _git_commit(),
+        "seed": seed,
+        "command": sys.argv,
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=5)
+        if out.returncode == 0:
+            dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here,
+                                   capture_output=True, text=True, timeout=5).stdout.strip()
+            return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return None
+
+
+def write_env(run: RunFolder, seed: int, extra: dict | None = None) -> None:
+    env = describe_environment(seed)
+    env.update(extra or {})
+    atomic_write_json(run.env, env)
+
+
+def append_history(run: RunFolder, record: dict) -> None:
+    with open(run.history, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
