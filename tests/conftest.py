@@ -1,0 +1,43 @@
+"""Shared fixtures: the real speech in ../shared/data, and small runs trained once."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SPEECH_RNN_SHARED_DATA") or REPO.parent / "shared" / "data")
+
+
+def shared_data() -> Path:
+    if not (SHARED / "kathleen").is_dir():
+        pytest.skip(f"shared speech data not found at {SHARED} (set SPEECH_RNN_SHARED_DATA)")
+    return SHARED
+
+
+def short_kathleen_clips(count: int, max_seconds: float = 2.6):
+    """The first ``count`` kathleen clips shorter than ``max_seconds``, as Utterances."""
+    from speech_rnn.audio import audio_duration
+    from speech_rnn.manifest import Utterance
+    out = []
+    for flac in sorted((shared_data() / "kathleen").glob("*.flac")):
+        duration = audio_duration(flac)
+        if duration < max_seconds:
+            text = flac.with_suffix(".txt").read_text(encoding="utf-8").strip()
+            out.append(Utterance(str(flac), duration, text, id=flac.stem))
+            if len(out) == count:
+                return out
+    pytest.skip("not enough short kathleen clips")
+
+
+@pytest.fixture(scope="session")
+def kathleen_dir() -> Path:
+    return shared_data() / "kathleen"
+
+
+@pytest.fixture(scope="session")
+def fsdd_dir() -> Path:
+    return shared_data() / "fsdd"
