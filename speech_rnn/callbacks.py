@@ -153,7 +153,7 @@ class TrainingHooks(keras.callbacks.Callback):
             tf.summary.scalar("wer", wer)
             tf.summary.scalar("cer", cer)
             samples = utterance_report(decoded.ids[:self.config.train.log_samples],
-                                       decoded.references, decoded.hypotheses)["utterances"]
+                                       decoded.references, decoded.hypotheses)["per_utterance"]
             table = ["| id | reference | hypothesis | WER |", "|---|---|---|---|"]
             table += [f"| {r['id']} | {r['reference']} | {r['hypothesis']} | {r['wer']:.2f} |"
                       for r in samples]

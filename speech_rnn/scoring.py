@@ -33,4 +33,4 @@ def utterance_report(ids, references, hypotheses, top: int = 3) -> dict:
     ranked = sorted(rows, key=lambda r: (r["wer"], r["cer"], r["id"]))
     mid = len(ranked) // 2
     return {"best": ranked[:top], "median": ranked[max(0, mid - top // 2):mid - top // 2 + top],
-            "worst": ranked[::-1][:top], "utterances": rows}
+            "worst": ranked[::-1][:top], "per_utterance": rows}

@@ -1,0 +1,95 @@
+"""End to end through the installed console script, in subprocesses, as a user runs it:
+prepare -> train (tiny) -> resume -> evaluate -> transcribe (files, a folder, a bad file)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, short_kathleen_clips
+
+TINY = ["--set", "model.lstm_layers=1", "--set", "model.lstm_units=16",
+        "--set", "train.batch_size=4", "--no-jit-compile", "--quiet"]
+
+
+def speech_rnn(*args, timeout=300):
+    exe = shutil.which("speech-rnn")
+    command = [exe] if exe else [sys.executable, "-m", "speech_rnn.cli"]
+    return subprocess.run(command + [str(a) for a in args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    folder = root / "corpus"
+    folder.mkdir()
+    for clip in short_kathleen_clips(6, max_seconds=3.0):
+        src = Path(clip.audio_filepath)
+        shutil.copy(src, folder)
+        shutil.copy(src.with_suffix(".txt"), folder)
+    return root
+
+
+def test_console_script_end_to_end(corpus):
+    root = corpus
+    prepared = speech_rnn("prepare", root / "corpus", "--out", root / "manifests",
+                          "--split", "train=1")
+    assert prepared.returncode == 0, prepared.stderr
+    manifest = root / "manifests" / "train.jsonl"
+    assert len(manifest.read_text().splitlines()) == 6
+
+    trained = speech_rnn("train", "--train", manifest, "--dev", manifest, "--out",
+                         root / "runs" / "tiny", "--epochs", 2, *TINY)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "tensorboard --logdir" in trained.stdout and "127.0.0.1" in trained.stdout
+    first = json.loads((root / "runs" / "tiny" / "metrics.json").read_text())
+
+    resumed = speech_rnn("train", "--train", manifest, "--dev", manifest, "--out",
+                         root / "runs" / "tiny", "--epochs", 3, *TINY)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming run" in resumed.stdout
+    second = json.loads((root / "runs" / "tiny" / "metrics.json").read_text())
+    assert second["epochs_completed"] == 3 and second["steps"] > first["steps"]
+
+    evaluated = speech_rnn("evaluate", "--model", root / "runs" / "tiny", "--manifest", manifest,
+                           "--out", root / "report.json")
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert "WER" in evaluated.stdout and "worst:" in evaluated.stdout
+    report = json.loads((root / "report.json").read_text())
+    assert report["utterances"] == 6 and 0.0 <= report["cer"]
+    assert {"best", "median", "worst"} <= set(report)
+
+    beam = speech_rnn("evaluate", "--model", root / "runs" / "tiny", "--manifest", manifest,
+                      "--beam", 8, "--out", root / "beam.json")
+    assert beam.returncode == 0, beam.stderr[-3000:]
+    assert json.loads((root / "beam.json").read_text())["decoding"] == "beam"
+
+    (root / "bad.wav").write_text("this is not audio")
+    one = next((root / "corpus").glob("*.flac"))
+    transcribed = speech_rnn("transcribe", "--model", root / "runs" / "tiny", one,
+                             root / "bad.wav", root / "corpus")
+    assert transcribed.returncode == 1
+    lines = transcribed.stdout.strip().splitlines()
+    assert len(lines) == 1 + 6 and lines[0].startswith(str(one))
+    assert "bad.wav" in transcribed.stderr and "Traceback" not in transcribed.stderr
+
+
+def test_errors_are_one_line_without_traceback(tmp_path):
+    missing = speech_rnn("evaluate", "--model", tmp_path / "nothing", "--manifest", tmp_path / "m.jsonl")
+    assert missing.returncode == 2
+    assert "run folder not found" in missing.stderr and "Traceback" not in missing.stderr
+    bad_set = speech_rnn("train", "--train", tmp_path / "m.jsonl", "--out", tmp_path / "r",
+                         "--set", "train.bach_size=3")
+    assert bad_set.returncode == 2 and "valid keys" in bad_set.stderr
+
+
+def test_scripts_are_thin_wrappers():
+    for name in ("train", "transcribe"):
+        proc = subprocess.run([sys.executable, str(REPO / "scripts" / f"{name}.py"), "--help"],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0 and "--model" in proc.stdout or "--train" in proc.stdout
