@@ -1,0 +1,667 @@
+"""An offline synthetic English speech corpus, spoken by espeak-ng.
+
+espeak-ng is driven through ctypes on the shared library that the ``espeakng-loader`` package
+ships (with its voice data): synchronous mode, samples collected by the synth callback; no
+``espeak-ng`` program is run and nothing is downloaded. Each utterance gets a seeded voice,
+speaking rate, pitch and pitch range, then optionally a simple room reverberation and additive
+noise at a random signal-to-noise ratio, and is written as 16 kHz 16-bit mono WAV.
+
+Determinism: espeak-ng keeps synthesis state in static variables (the pitch "flutter" phase,
+gain control, echo buffer) that survive ``espeak_Terminate``, and its breath noise uses the C
+library's ``rand()``. So every utterance loads a private copy of the library afresh (a few
+tenths of a millisecond), seeds ``rand()`` and espeak's own generator, and unloads it again:
+an utterance's audio depends only on its text and parameters, not on what was spoken before
+it, in which process, or on resuming.
+
+Splits: the test split is spoken by voice combinations (and voice variants) never heard in
+train or dev, and dev by its own two; each sentence belongs to exactly one split (by a seeded
+hash of its text), so no sentence is shared between splits.
+"""
+from __future__ import annotations
+
+import _ctypes
+import argparse
+import atexit
+import ctypes
+import hashlib
+import io
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SpeechRnnError
+from .fileio import atomic_write_bytes, atomic_write_text
+from .manifest import Utterance, write_manifest
+from .sentences import iter_sentences
+from .text import normalize_text
+
+SAMPLE_RATE = 16000            # what the corpus is written at
+SPLITS = ("train", "dev", "test")
+FORMAT_VERSION = 1             # bump when the audio for a given seed changes
+
+# English base voices (file names in espeak-ng-data/lang/gmw) and voice variants (file names
+# in espeak-ng-data/voices/!v; case matters: a wrong-case variant silently falls back to the
+# plain voice). Each training variant is heard with two accents; the dev and test variants are
+# used nowhere else.
+BASE_VOICES = ("en", "en-us", "en-us-nyc", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan",
+               "en-gb-x-gbcwmd", "en-029")
+TRAIN_VOICES = (
+    "en+m1", "en-gb-scotland+m1", "en-us+m2", "en-gb-x-rp+m2", "en-us-nyc+m3",
+    "en-gb-x-gbclan+m3", "en-gb-scotland+m4", "en-gb-x-gbcwmd+m4", "en-gb-x-rp+m7",
+    "en-029+m7", "en-gb-x-gbclan+Andy", "en+Andy", "en-gb-x-gbcwmd+Lee", "en-us+Lee",
+    "en-029+Mike", "en-us-nyc+Mike", "en+gustave", "en-gb-scotland+gustave", "en-us+john",
+    "en-gb-x-rp+john", "en-us-nyc+quincy", "en-gb-x-gbclan+quincy", "en-gb-scotland+robert",
+    "en-gb-x-gbcwmd+robert", "en-gb-x-rp+klatt", "en-029+klatt", "en-gb-x-gbclan+klatt3",
+    "en+klatt3", "en-gb-x-gbcwmd+edward", "en-us+edward", "en-029+david", "en-us-nyc+david",
+    "en+f1", "en-gb-scotland+f1", "en-us+f2", "en-gb-x-rp+f2", "en-us-nyc+f3",
+    "en-gb-x-gbclan+f3", "en-gb-scotland+f5", "en-gb-x-gbcwmd+f5", "en-gb-x-rp+Annie",
+    "en-029+Annie", "en-gb-x-gbclan+belinda", "en+belinda", "en-gb-x-gbcwmd+linda",
+    "en-us+linda", "en-029+steph", "en-us-nyc+steph", "en+shelby", "en-gb-scotland+shelby",
+)
+DEV_VOICES = ("en-us-nyc+m5", "en+Andrea")
+TEST_VOICES = ("en-gb-scotland+m6", "en-us+travis", "en-029+f4", "en-gb-x-rp+aunty")
+VOICES = TRAIN_VOICES + DEV_VOICES + TEST_VOICES
+SPLIT_VOICES = {"train": TRAIN_VOICES, "dev": DEV_VOICES, "test": TEST_VOICES}
+
+DEFAULT_DEV_FRACTION = 0.05
+DEFAULT_TEST_FRACTION = 0.05
+
+# espeak-ng's C API (speak_lib.h)
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_INITIALIZE_DONT_EXIT = 0x8000
+_POS_CHARACTER = 1
+_CHARS_UTF8 = 1
+_EE_OK = 0
+_RATE, _PITCH, _RANGE = 1, 3, 4
+
+_SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
+                                   ctypes.c_void_p)
+
+
+class SynthError(SpeechRnnError):
+    """Speech synthesis cannot run: espeak-ng missing or failing, a bad corpus folder."""
+
+
+class VoiceNotFoundError(SynthError):
+    """A voice name that this espeak-ng installation does not have."""
+
+
+class _VoiceStruct(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char_p), ("languages", ctypes.c_char_p),
+                ("identifier", ctypes.c_char_p), ("gender", ctypes.c_ubyte),
+                ("age", ctypes.c_ubyte), ("variant", ctypes.c_ubyte),
+                ("xx1", ctypes.c_ubyte), ("score", ctypes.c_int), ("spare", ctypes.c_void_p)]
+
+
+# --------------------------------------------------------------------------------------------
+# Locating espeak-ng
+# --------------------------------------------------------------------------------------------
+
+def _loader_paths() -> tuple:
+    try:
+        import espeakng_loader
+    except ImportError:
+        raise SynthError("espeak-ng is not available: install the espeakng-loader package "
+                         "(pip install espeakng-loader)") from None
+    library = Path(espeakng_loader.get_library_path())
+    try:
+        data = Path(espeakng_loader.get_data_path())
+    except (RuntimeError, OSError):
+        data = library.parent / "espeak-ng-data"
+    if not library.is_file():
+        raise SynthError(f"espeak-ng library not found at {library}")
+    if not (data / "phontab").is_file():
+        raise SynthError(f"espeak-ng voice data not found at {data}")
+    return library, data
+
+
+def data_path() -> Path:
+    """The espeak-ng data folder (``phontab``, ``lang/``, ``voices/!v``...)."""
+    return _loader_paths()[1]
+
+
+def english_base_voices() -> list:
+    """Names of the English base voices in the data (lowercase file names under ``lang/``)."""
+    names = set()
+    for path in (data_path() / "lang").rglob("*"):
+        name = path.name.lower()
+        if path.is_file() and (name == "en" or name.startswith("en-")):
+            names.add(name)
+    return sorted(names)
+
+
+def voice_variants() -> list:
+    """Names of the voice variants in the data (exact file names in ``voices/!v``)."""
+    folder = data_path() / "voices" / "!v"
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.is_file())
+
+
+def available_voices() -> list:
+    """Every ``base+variant`` name that exists in this installation's data: an English base
+    voice crossed with a variant file of exactly that name (case included)."""
+    return [f"{base}+{variant}" for base in english_base_voices()
+            for variant in voice_variants()]
+
+
+def split_voice(name: str) -> tuple:
+    base, sep, variant = name.partition("+")
+    return base, (variant if sep else None)
+
+
+# --------------------------------------------------------------------------------------------
+# espeak-ng through ctypes
+# --------------------------------------------------------------------------------------------
+
+class Espeak:
+    """espeak-ng in synchronous mode, loaded afresh for every utterance (see module doc)."""
+
+    _lock = threading.Lock()     # the library is one global state per process
+
+    def __init__(self):
+        library, data = _loader_paths()
+        self.data = data
+        self._private = _private_library_copy(library)
+        self._chunks = []
+        self._callback = _SYNTH_CALLBACK(self._collect)
+        self._libc = ctypes.CDLL(None) if os.name == "posix" else None
+        self.sample_rate = None
+        with self._lock:  # learn the sample rate, and fail early if the library is broken
+            self._close(self._open())
+
+    def _collect(self, wav, numsamples, events):
+        if numsamples > 0 and wav:
+            self._chunks.append(np.ctypeslib.as_array(wav, shape=(numsamples,)).copy())
+        return 0
+
+    def _open(self):
+        try:
+            lib = ctypes.CDLL(str(self._private), mode=ctypes.RTLD_LOCAL)
+        except OSError as e:
+            raise SynthError(f"cannot load the espeak-ng library ({e})") from None
+        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p,
+                                          ctypes.c_int]
+        lib.espeak_Initialize.restype = ctypes.c_int
+        lib.espeak_SetSynthCallback.argtypes = [_SYNTH_CALLBACK]
+        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        lib.espeak_SetVoiceByName.restype = ctypes.c_int
+        lib.espeak_GetCurrentVoice.restype = ctypes.POINTER(_VoiceStruct)
+        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint,
+                                     ctypes.c_int, ctypes.c_uint, ctypes.c_uint,
+                                     ctypes.c_void_p, ctypes.c_void_p]
+        lib.espeak_Synth.restype = ctypes.c_int
+        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, str(self.data).encode(),
+                                     _INITIALIZE_DONT_EXIT)
+        if rate <= 0:
+            _unload(lib._handle)
+            raise SynthError(f"espeak-ng failed to initialize with the data in {self.data}")
+        self.sample_rate = rate
+        lib.espeak_SetSynthCallback(self._callback)
+        return lib
+
+    @staticmethod
+    def _close(lib):
+        lib.espeak_Terminate()
+        _unload(lib._handle)
+
+    def _set_voice(self, lib, name: str) -> None:
+        base, variant = split_voice(name)
+        status = lib.espeak_SetVoiceByName(name.encode())
+        current = lib.espeak_GetCurrentVoice()
+        identifier = current.contents.identifier.decode() if current else ""
+        got_base, got_variant = split_voice(identifier)
+        got_base = got_base.rsplit("/", 1)[-1]
+        if status != _EE_OK or got_base.lower() != base.lower() or got_variant != variant:
+            raise VoiceNotFoundError(f"espeak-ng has no voice {name!r} (it resolved to "
+                                     f"{identifier or 'nothing'!r}); see available_voices()")
+
+    def check_voice(self, name: str) -> None:
+        """Raise :class:`VoiceNotFoundError` unless espeak-ng resolves ``name`` exactly."""
+        with self._lock:
+            lib = self._open()
+            try:
+                self._set_voice(lib, name)
+            finally:
+                self._close(lib)
+
+    def synthesize(self, text: str, voice: str, rate: int = 175, pitch: int = 50,
+                   pitch_range: int = 50, seed: int = 0) -> np.ndarray:
+        """int16 samples at ``self.sample_rate`` (22050 Hz for the shipped voices)."""
+        with self._lock:
+            lib = self._open()
+            try:
+                self._set_voice(lib, voice)
+                lib.espeak_SetParameter(_RATE, int(rate), 0)
+                lib.espeak_SetParameter(_PITCH, int(pitch), 0)
+                lib.espeak_SetParameter(_RANGE, int(pitch_range), 0)
+                seed = int(seed) & 0x7FFFFFFF
+                if self._libc is not None:
+                    self._libc.srand(ctypes.c_uint(seed))
+                if hasattr(lib, "espeak_ng_SetRandSeed"):
+                    lib.espeak_ng_SetRandSeed(ctypes.c_long(seed))
+                self._chunks = []
+                data = text.encode("utf-8")
+                status = lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0,
+                                          _CHARS_UTF8, None, None)
+                lib.espeak_Synchronize()
+                if status != _EE_OK:
+                    raise SynthError(f"espeak-ng failed to speak {text[:40]!r} "
+                                     f"(status {status})")
+                chunks, self._chunks = self._chunks, []
+            finally:
+                self._close(lib)
+        if not chunks:
+            raise SynthError(f"espeak-ng produced no audio for {text[:40]!r}")
+        return np.concatenate(chunks)
+
+
+def _unload(handle) -> None:
+    unload = getattr(_ctypes, "dlclose", None) or _ctypes.FreeLibrary
+    unload(handle)
+
+
+_PRIVATE = {}
+
+
+def _private_library_copy(library: Path) -> Path:
+    """A copy of the library for this process alone: unloading it then really resets it, even
+    if another module of the process has the original loaded."""
+    pid = os.getpid()
+    if pid not in _PRIVATE:
+        folder = Path(tempfile.mkdtemp(prefix="speech_rnn_espeak_"))
+        target = folder / "libespeak-ng-speech-rnn.so"
+        shutil.copy2(library, target)
+        _PRIVATE[pid] = target
+
+        def cleanup(folder=folder, owner=pid):
+            if os.getpid() == owner:
+                shutil.rmtree(folder, ignore_errors=True)
+        atexit.register(cleanup)
+    return _PRIVATE[pid]
+
+
+_ENGINE = {}
+
+
+def engine() -> Espeak:
+    """The process's :class:`Espeak` (created on first use)."""
+    pid = os.getpid()
+    if pid not in _ENGINE:
+        _ENGINE[pid] = Espeak()
+    return _ENGINE[pid]
+
+
+def check_voices(names=VOICES) -> None:
+    """Check that each name is both in the data (exact case) and resolved exactly by espeak-ng;
+    raise :class:`VoiceNotFoundError` for the first that is not."""
+    bases, variants = set(english_base_voices()), set(voice_variants())
+    for name in names:
+        base, variant = split_voice(name)
+        if base not in bases:
+            raise VoiceNotFoundError(f"espeak-ng has no English base voice {base!r} "
+                                     f"(have: {', '.join(sorted(bases))})")
+        if variant is not None and variant not in variants:
+            raise VoiceNotFoundError(f"espeak-ng has no voice variant {variant!r} in "
+                                     f"{data_path() / 'voices' / '!v'} (names are "
+                                     f"case-sensitive)")
+        engine().check_voice(name)
+
+
+# --------------------------------------------------------------------------------------------
+# One utterance
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class UtteranceParams:
+    """Everything that decides an utterance's audio, besides its text."""
+    voice: str
+    rate: int                 # words per minute (espeak's default is 175)
+    pitch: int                # 0-100, 50 = the voice's own pitch
+    pitch_range: int          # 0-100, 50 = normal intonation
+    espeak_seed: int
+    pad_start: float          # seconds of silence (or noise) around the speech
+    pad_end: float
+    snr_db: float | None      # None: no added noise
+    noise_color: str          # white | pink | brown
+    rt60: float | None        # None: no reverberation; else the decay time in seconds
+    drr_db: float             # direct-to-reverberant energy ratio
+    peak_db: float            # final peak level, dBFS
+    noise_seed: int
+
+
+def draw_params(voice: str, rng: np.random.Generator, noise: bool = True,
+                reverb: bool = True) -> UtteranceParams:
+    """Random but seeded parameters. Every value is drawn whatever the flags, so turning
+    noise or reverberation off leaves the rest (voice, rate, pitch...) unchanged."""
+    rate = int(rng.integers(135, 206))
+    pitch = int(rng.integers(35, 66))
+    pitch_range = int(rng.integers(30, 81))
+    espeak_seed = int(rng.integers(0, 2**31 - 1))
+    pad_start, pad_end = (round(float(x), 3) for x in rng.uniform(0.05, 0.3, size=2))
+    use_noise = rng.random() < 0.8
+    snr = round(float(rng.uniform(10.0, 40.0)), 2)
+    color = ("white", "pink", "brown")[int(rng.integers(0, 3))]
+    use_reverb = rng.random() < 0.5
+    rt60 = round(float(rng.uniform(0.15, 0.7)), 3)
+    drr = round(float(rng.uniform(0.0, 10.0)), 2)
+    peak = round(float(rng.uniform(-14.0, -2.0)), 2)
+    noise_seed = int(rng.integers(0, 2**31 - 1))
+    return UtteranceParams(voice, rate, pitch, pitch_range, espeak_seed, pad_start, pad_end,
+                           snr if (noise and use_noise) else None, color,
+                           rt60 if (reverb and use_reverb) else None, drr, peak, noise_seed)
+
+
+def synthesize(text: str, voice: str, rate: int = 175, pitch: int = 50,
+               pitch_range: int = 50, seed: int = 0) -> np.ndarray:
+    """Clean speech for ``text``: float32 mono at 16 kHz, in [-1, 1]."""
+    import soxr
+    samples = engine().synthesize(text, voice, rate, pitch, pitch_range, seed)
+    audio = samples.astype(np.float32) / 32768.0
+    return soxr.resample(audio, engine().sample_rate, SAMPLE_RATE, quality="HQ") \
+        .astype(np.float32)
+
+
+def _colored_noise(n: int, color: str, rng: np.random.Generator) -> np.ndarray:
+    white = rng.standard_normal(n)
+    if color == "white" or n < 4:
+        noise = white
+    else:
+        spectrum = np.fft.rfft(white)
+        freqs = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE)
+        freqs[0] = freqs[1]
+        exponent = 0.5 if color == "pink" else 1.0
+        shaped = spectrum / np.maximum(freqs, 20.0) ** exponent
+        noise = np.fft.irfft(shaped, n)
+    noise = noise - noise.mean()
+    return noise / (np.sqrt(np.mean(noise ** 2)) + 1e-12)
+
+
+def _active_rms(audio: np.ndarray) -> float:
+    """RMS over the frames within 40 dB of the loudest: the speech, not the pauses."""
+    frame = 320
+    n = len(audio) // frame
+    if n == 0:
+        return float(np.sqrt(np.mean(audio ** 2)) + 1e-12)
+    energy = np.mean(audio[:n * frame].reshape(n, frame) ** 2, axis=1)
+    active = energy[energy >= energy.max() * 1e-4]
+    return float(np.sqrt(active.mean()) + 1e-12)
+
+
+def _room_response(rt60: float, drr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """A direct impulse followed by an exponentially decaying noise tail."""
+    length = int(min(1.2 * rt60, 1.0) * SAMPLE_RATE)
+    t = np.arange(length) / SAMPLE_RATE
+    tail = rng.standard_normal(length) * np.exp(-6.9078 * t / rt60)  # -60 dB at rt60
+    predelay = int(0.004 * SAMPLE_RATE)
+    tail[:predelay] = 0.0
+    tail *= math.sqrt(10 ** (-drr_db / 10) / (np.sum(tail ** 2) + 1e-12))
+    tail[0] = 1.0
+    return tail
+
+
+def render(text: str, params: UtteranceParams) -> np.ndarray:
+    """The utterance as written to the corpus: float32, 16 kHz, peak at ``params.peak_db``."""
+    from scipy.signal import fftconvolve
+    speech = synthesize(text, params.voice, params.rate, params.pitch, params.pitch_range,
+                        params.espeak_seed).astype(np.float64)
+    rng = np.random.default_rng(params.noise_seed)
+    audio = np.concatenate([np.zeros(int(params.pad_start * SAMPLE_RATE)), speech,
+                            np.zeros(int(params.pad_end * SAMPLE_RATE))])
+    # The room and the noise are always drawn, in this order, so that switching one effect off
+    # does not change the other.
+    room = _room_response(params.rt60 or 0.3, params.drr_db, rng)
+    if params.rt60 is not None:
+        audio = fftconvolve(audio, room)[:len(audio)]
+    noise = _colored_noise(len(audio), params.noise_color, rng)
+    if params.snr_db is not None:
+        audio = audio + noise * (_active_rms(audio) / 10 ** (params.snr_db / 20))
+    peak = np.max(np.abs(audio)) + 1e-12
+    audio = audio * (10 ** (params.peak_db / 20) / peak)
+    return audio.astype(np.float32)
+
+
+def wav_bytes(audio: np.ndarray) -> bytes:
+    """16-bit PCM WAV at 16 kHz."""
+    import soundfile as sf
+    buffer = io.BytesIO()
+    sf.write(buffer, audio, SAMPLE_RATE, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------------------------
+# The corpus
+# --------------------------------------------------------------------------------------------
+
+def sentence_split(sentence: str, seed: int, dev_fraction: float = DEFAULT_DEV_FRACTION,
+                   test_fraction: float = DEFAULT_TEST_FRACTION) -> str:
+    """The one split a sentence belongs to, from a seeded hash of its normalized text."""
+    digest = hashlib.blake2b(f"{seed}\0{normalize_text(sentence)}".encode(),
+                             digest_size=8).digest()
+    u = int.from_bytes(digest, "big") / 2**64
+    if u < test_fraction:
+        return "test"
+    if u < test_fraction + dev_fraction:
+        return "dev"
+    return "train"
+
+
+class _SentencePool:
+    """The seed's sentence stream, dealt into splits; ``get(split, i)`` is the split's i-th."""
+
+    def __init__(self, seed, dev_fraction, test_fraction):
+        self.seed, self.fractions = seed, (dev_fraction, test_fraction)
+        self.stream = iter_sentences(seed)
+        self.lists = {split: [] for split in SPLITS}
+
+    def get(self, split: str, index: int) -> str:
+        target = self.lists[split]
+        while len(target) <= index:
+            sentence = next(self.stream)
+            self.lists[sentence_split(sentence, self.seed, *self.fractions)].append(sentence)
+        return target[index]
+
+
+def utterance_params(seed: int, split: str, index: int, noise: bool = True,
+                     reverb: bool = True) -> UtteranceParams:
+    """Parameters of utterance ``index`` of ``split``; voices are dealt in shuffled rounds so
+    that every voice of the split is used equally often."""
+    voices = SPLIT_VOICES[split]
+    split_code = SPLITS.index(split)
+    cycle, position = divmod(index, len(voices))
+    order = np.random.default_rng([seed, split_code, 1, cycle]).permutation(len(voices))
+    rng = np.random.default_rng([seed, split_code, 2, index])
+    return draw_params(voices[int(order[position])], rng, noise, reverb)
+
+
+def _existing_duration(path: Path) -> float | None:
+    """Duration of a complete WAV already written (files are written atomically, so one that
+    reads back with our sample rate and some frames is whole); None if absent or unreadable."""
+    import soundfile as sf
+    if not path.is_file():
+        return None
+    try:
+        info = sf.info(str(path))
+    except (RuntimeError, OSError):  # soundfile's LibsndfileError is a RuntimeError
+        return None
+    if info.samplerate != SAMPLE_RATE or info.frames <= 0:
+        return None
+    return info.frames / SAMPLE_RATE
+
+
+def _render_job(job: tuple) -> tuple:
+    """Worker: (text, params) -> (duration, WAV bytes)."""
+    text, params = job
+    audio = render(text, params)
+    return len(audio) / SAMPLE_RATE, wav_bytes(audio)
+
+
+def _settings(seed, noise, reverb, dev_fraction, test_fraction) -> dict:
+    return {"format": FORMAT_VERSION, "seed": seed, "noise": noise, "reverb": reverb,
+            "dev_fraction": dev_fraction, "test_fraction": test_fraction,
+            "sample_rate": SAMPLE_RATE, "voices": {s: list(v) for s, v in SPLIT_VOICES.items()}}
+
+
+def _check_folder(out_dir: Path, settings: dict) -> None:
+    marker = out_dir / "synth.json"
+    if marker.is_file():
+        try:
+            old = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = None
+        if old != settings:
+            differs = sorted(k for k in settings if not isinstance(old, dict)
+                             or old.get(k) != settings[k])
+            raise SynthError(f"{out_dir} holds a corpus built with other settings "
+                             f"({', '.join(differs)} differ); use another --out folder")
+    else:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(marker, json.dumps(settings, indent=2) + "\n")
+
+
+def default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def build_corpus(out_dir, hours: float = 2.0, seed: int = 0, noise: bool = True,
+                 reverb: bool = True, workers: int | None = None,
+                 dev_fraction: float = DEFAULT_DEV_FRACTION,
+                 test_fraction: float = DEFAULT_TEST_FRACTION,
+                 progress: bool = True) -> dict:
+    """Synthesize about ``hours`` of speech into ``out_dir``.
+
+    Writes ``out_dir/audio/<split>-<index>.wav`` and ``out_dir/{train,dev,test}.jsonl``, and
+    returns ``{split: manifest path}``. Each split holds ``hours * fraction`` (at least one
+    utterance); utterances are added until the split's total duration reaches its share.
+    Deterministic for a seed, and resumable: WAV files already there are kept.
+    """
+    from tqdm import tqdm
+
+    if not (isinstance(hours, (int, float)) and math.isfinite(hours) and hours > 0):
+        raise SynthError(f"hours must be a positive number, got {hours!r}")
+    for name, value in (("dev_fraction", dev_fraction), ("test_fraction", test_fraction)):
+        if not 0 < value < 0.5:
+            raise SynthError(f"{name} must be between 0 and 0.5, got {value!r}")
+    workers = default_workers() if workers is None else int(workers)
+    if workers < 1:
+        raise SynthError(f"workers must be at least 1, got {workers}")
+    out_dir = Path(out_dir)
+    _check_folder(out_dir, _settings(seed, noise, reverb, dev_fraction, test_fraction))
+    check_voices(VOICES)
+    audio_dir = out_dir / "audio"
+    audio_dir.mkdir(parents=True, exist_ok=True)
+
+    fractions = {"train": 1.0 - dev_fraction - test_fraction, "dev": dev_fraction,
+                 "test": test_fraction}
+    targets = {split: hours * 3600.0 * fractions[split] for split in SPLITS}
+    pool = _SentencePool(seed, dev_fraction, test_fraction)
+    executor = None
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    bar = tqdm(total=round(hours * 3600.0), unit="s", desc="synth", disable=not progress,
+               file=sys.stderr, dynamic_ncols=True)
+    manifests = {}
+    try:
+        for split in ("test", "dev", "train"):
+            bar.set_postfix_str(split)
+            utterances = []
+            total, index, average = 0.0, 0, 3.0
+            while total < targets[split]:
+                count = max(1, min(256, math.ceil((targets[split] - total) / average)))
+                if executor is not None:
+                    count = max(count, min(workers * 4, 256))
+                batch, jobs = [], []
+                for i in range(index, index + count):
+                    text = pool.get(split, i)
+                    params = utterance_params(seed, split, i, noise, reverb)
+                    utt_id = f"{split}-{i:06d}"
+                    path = audio_dir / f"{utt_id}.wav"
+                    duration = _existing_duration(path)
+                    batch.append((utt_id, path, text, params.voice, duration))
+                    if duration is None:
+                        jobs.append((text, params))
+                rendered = iter(executor.map(_render_job, jobs, chunksize=2)
+                                if executor is not None else map(_render_job, jobs))
+                for utt_id, path, text, voice, duration in batch:
+                    data = None
+                    if duration is None:
+                        duration, data = next(rendered)
+                    if total >= targets[split]:
+                        continue  # past the split's share: not written
+                    if data is not None:
+                        atomic_write_bytes(path, data)
+                    utterances.append(Utterance(str(path), duration, text, voice, utt_id))
+                    total += duration
+                    bar.update(duration)
+                index += count
+                average = total / max(1, len(utterances))
+            manifest = out_dir / f"{split}.jsonl"
+            write_manifest(utterances, manifest)
+            manifests[split] = manifest
+    finally:
+        bar.close()
+        if executor is not None:
+            executor.shutdown()
+    return {split: manifests[split] for split in SPLITS}
+
+
+# --------------------------------------------------------------------------------------------
+# Command line: ``speech-rnn synth``
+# --------------------------------------------------------------------------------------------
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR",
+                        help="corpus folder to create or resume (audio/ and train/dev/test "
+                             "manifests go here)")
+    parser.add_argument("--hours", type=float, default=2.0, metavar="H",
+                        help="hours of speech to synthesize, all splits together "
+                             "(default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S",
+                        help="random seed: same seed, same corpus (default: %(default)s)")
+    parser.add_argument("--no-noise", action="store_true",
+                        help="do not add background noise (otherwise 80%% of utterances get "
+                             "noise at 10-40 dB SNR)")
+    parser.add_argument("--no-reverb", action="store_true",
+                        help="do not add room reverberation (otherwise half of the "
+                             "utterances get it)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="synthesis processes (default: number of CPUs, at most 4)")
+    parser.add_argument("--dev-fraction", type=float, default=DEFAULT_DEV_FRACTION,
+                        metavar="F", help="share of the hours for dev (default: %(default)s)")
+    parser.add_argument("--test-fraction", type=float, default=DEFAULT_TEST_FRACTION,
+                        metavar="F", help="share of the hours for test (default: %(default)s)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    """Build the corpus described by the parsed ``args``; print a summary. Returns 0."""
+    from .manifest import read_manifest
+    manifests = build_corpus(args.out, hours=args.hours, seed=args.seed,
+                             noise=not args.no_noise, reverb=not args.no_reverb,
+                             workers=args.workers, dev_fraction=args.dev_fraction,
+                             test_fraction=args.test_fraction, progress=not args.quiet)
+    for split, path in manifests.items():
+        utts = read_manifest(path, check_files=False)
+        hours = sum(u.duration for u in utts) / 3600
+        voices = len({u.speaker for u in utts})
+        print(f"{split:5s} {len(utts):6d} utterances  {hours:6.2f} h  {voices:2d} voices  "
+              f"{path}")
+    return 0
+
+
+__all__ = ["SAMPLE_RATE", "VOICES", "TRAIN_VOICES", "DEV_VOICES", "TEST_VOICES",
+           "BASE_VOICES", "SynthError", "VoiceNotFoundError", "Espeak", "UtteranceParams",
+           "available_voices", "check_voices", "english_base_voices", "voice_variants",
+           "draw_params", "utterance_params", "synthesize", "render", "wav_bytes",
+           "sentence_split", "build_corpus", "add_arguments", "run"]
