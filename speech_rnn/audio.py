@@ -37,8 +37,32 @@ def audio_duration(path) -> float:
     return len(data) / rate
 
 
+def _check_wav_data_size(path: Path) -> None:
+    """libsndfile silently shortens a WAV whose data chunk claims more bytes than the file
+    holds; compare the header's claim with the file size ourselves."""
+    import struct
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return
+        offset = 12
+        while offset + 8 <= size:
+            f.seek(offset)
+            chunk_id, chunk_size = struct.unpack("<4sI", f.read(8))
+            if chunk_id == b"data":
+                available = size - offset - 8
+                if chunk_size != 0xFFFFFFFF and chunk_size > available:
+                    raise AudioError(path, f"truncated audio: header promises {chunk_size} "
+                                           f"bytes of samples, file holds {available}")
+                return
+            offset += 8 + chunk_size + (chunk_size & 1)
+
+
 def _decode(path: Path):
     """Decode to (float32 array [frames] or [frames, channels], sample rate)."""
+    if path.suffix.lower() == ".wav":
+        _check_wav_data_size(path)
     try:
         with soundfile.SoundFile(str(path)) as f:
             expected = f.frames

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 from .fileio import atomic_write_json
-from .runfolder import append_history, save_keras_atomic
+from .runfolder import append_history, guarded_save, save_keras_atomic
 
 LOG_EVERY = 10
 
@@ -41,6 +41,8 @@ class TrainingHooks(keras.callbacks.Callback):
         self.dev_writer = tf.summary.create_file_writer(str(run.tensorboard / "dev"))
         self.started = time.monotonic()
         self.stop_requested = ""
+        self.signal = None
+        self.failed = False
         self.last_dev = {}
         self.best_loss = state.best_loss
         self._seen_nonfinite = int(trainer.nonfinite_steps.numpy())
@@ -54,8 +56,9 @@ class TrainingHooks(keras.callbacks.Callback):
     def step(self) -> int:
         return int(self.optimizer.iterations.numpy())
 
-    def request_stop(self, reason: str) -> None:
+    def request_stop(self, reason: str, signum: int | None = None) -> None:
         self.stop_requested = reason
+        self.signal = signum
 
     def _stop(self, reason: str) -> None:
         if not self.state.stop_reason:
@@ -70,7 +73,8 @@ class TrainingHooks(keras.callbacks.Callback):
         p["best_loss"].assign(self.best_loss)
         p["evals_since_best"].assign(self.state.evals_since_best)
         p["evals_since_anneal"].assign(self.state.evals_since_anneal)
-        self.manager.save(checkpoint_number=self.step)
+        guarded_save("checkpoint", self.manager.directory,
+                     lambda: self.manager.save(checkpoint_number=self.step))
 
     # -- epoch bracketing (called by train()) -----------------------------------------
     def begin_epoch(self) -> None:
@@ -102,6 +106,7 @@ class TrainingHooks(keras.callbacks.Callback):
             self._log_nonfinite_batch(step)
             in_row = int(self.trainer.nonfinite_in_row.numpy())
             if in_row >= tc.max_nonfinite_in_row:
+                self.failed = True
                 self._interrupt(f"stopped: {in_row} non-finite losses in a row (see "
                                 f"{self.run.nonfinite_log}); lower train.learning_rate or "
                                 "check the listed files")
@@ -249,6 +254,8 @@ class TrainingHooks(keras.callbacks.Callback):
             "train_seconds_this_invocation": round(time.monotonic() - self.started, 1),
             "audio_seconds_seen": float(self.trainer.audio_seconds.numpy()),
             "nonfinite_steps": int(self.trainer.nonfinite_steps.numpy()),
+            "signal": self.signal,
+            "failed": self.failed,
         }
         atomic_write_json(self.run.metrics, metrics)
         self.close()

@@ -12,8 +12,26 @@ from pathlib import Path
 
 
 def _quiet_tensorflow() -> None:
-    # C++ INFO/WARNING lines bury the progress bars; errors still show.
+    """Import TensorFlow with its start-up chatter (C++ lines about CUDA drivers and oneDNN,
+    printed before its logging is configured) sent to /dev/null, so that a CLI error is one
+    line. Python exceptions are unaffected. SPEECH_RNN_TF_LOGS=1 keeps the chatter."""
+    if os.environ.get("SPEECH_RNN_TF_LOGS"):
+        return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        try:
+            import tensorflow as tf
+            tf.config.list_physical_devices()  # the CUDA probe logs here, not at import
+        except ImportError:
+            pass  # reported properly when a command actually needs TensorFlow
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def default_shared_data() -> Path | None:
@@ -75,6 +93,13 @@ def _run_train(args) -> int:
     if RunFolder(args.out).exists() and not explicit and not args.strict:
         config = None
     metrics = train(args.train, args.dev, args.out, config, verbose=0 if args.quiet else 1)
+    if metrics.get("signal"):
+        print(f"speech-rnn train: {metrics['stop_reason']}; checkpoint saved at step "
+              f"{metrics['steps']}; run the same command to resume", file=sys.stderr)
+        return 128 + int(metrics["signal"])
+    if metrics.get("failed"):
+        print(f"speech-rnn train: error: {metrics['stop_reason']}", file=sys.stderr)
+        return 1
     best = metrics.get("best_dev_wer")
     if best is not None:
         print(f"best dev WER {100 * best:.2f}%")
@@ -170,9 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    _quiet_tensorflow()
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command not in ("prepare", "synth"):
+        _quiet_tensorflow()
     from .errors import SpeechRnnError
     try:
         return int(args.func(args) or 0)

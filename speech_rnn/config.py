@@ -91,6 +91,8 @@ class TrainConfig:
     max_nonfinite_in_row: int = 20
     log_samples: int = 3              # sample transcripts/clips shown in TensorBoard
     strict: bool = False              # stop on any bad example instead of dropping it
+    verify_audio: bool = True         # decode every file in the pre-flight check
+    deterministic: bool = False       # deterministic TF ops (bit-exact resume; slower)
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,12 @@ stopped with ``strict``.
 """
 from __future__ import annotations
 
+import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .audio import audio_duration, num_samples_after_resampling
+from .audio import audio_duration, load_audio, num_samples_after_resampling
 from .config import Config
 from .errors import AudioError, SpeechRnnError, TranscriptError
 from .features import num_windows
@@ -49,20 +51,43 @@ class PreflightError(SpeechRnnError):
     """Raised in strict mode, or when nothing usable is left."""
 
 
+def _probe_audio(path: str, decode: bool, sample_rate: int):
+    """Duration in seconds (from the samples when ``decode``), or the AudioError."""
+    try:
+        if decode:
+            return len(load_audio(path, sample_rate)) / sample_rate
+        return audio_duration(path)
+    except AudioError as e:
+        return e
+
+
+def probe_all(utterances, decode: bool, sample_rate: int) -> list:
+    """Probe every file, in threads (decoders release the GIL), with a progress bar."""
+    from tqdm import tqdm
+    paths = [u.audio_filepath for u in utterances]
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        results = pool.map(lambda p: _probe_audio(p, decode, sample_rate), paths)
+        return list(tqdm(results, total=len(paths), desc="checking audio", unit="file",
+                         disable=None, leave=False))
+
+
 def check_utterances(utterances, vocab: Vocabulary, config: Config, check_audio: bool = True,
-                     enforce_duration: bool = True) -> PreflightResult:
+                     enforce_duration: bool = True, decode_audio: bool = False) -> PreflightResult:
+    """Sort ``utterances`` into usable examples and problems. ``check_audio`` reads each
+    header; ``decode_audio`` decodes each file completely (catches truncated files and
+    NaN samples, and measures the exact length)."""
     examples, problems = [], []
     sr = config.audio.sample_rate
-    for utt in utterances:
+    probes = probe_all(utterances, decode_audio, sr) if (check_audio or decode_audio) else None
+    for position, utt in enumerate(utterances):
         def drop(message):
             problems.append(Problem(utt.audio_filepath, message))
         duration = utt.duration
-        if check_audio:
-            try:
-                duration = audio_duration(utt.audio_filepath)
-            except AudioError as e:
-                drop(e.problem)
+        if probes is not None:
+            if isinstance(probes[position], AudioError):
+                drop(probes[position].problem)
                 continue
+            duration = probes[position]
         if duration <= 0:
             drop("empty audio (0 s)")
             continue
@@ -97,10 +122,10 @@ def check_utterances(utterances, vocab: Vocabulary, config: Config, check_audio:
     return PreflightResult(tuple(examples), tuple(problems))
 
 
-def preflight(utterances, vocab, config, name: str, strict: bool, log=print,
-              check_audio: bool = True) -> tuple:
+def preflight(utterances, vocab, config, name: str, strict: bool, log=print) -> tuple:
     """Check, print the summary, and return the usable examples (or raise)."""
-    result = check_utterances(utterances, vocab, config, check_audio=check_audio)
+    result = check_utterances(utterances, vocab, config,
+                              decode_audio=config.train.verify_audio)
     log(result.summary(name))
     if result.problems and strict:
         raise PreflightError(f"{name}: {len(result.problems)} unusable utterance(s) and "

@@ -58,17 +58,39 @@ class RunFolder:
                              "is this a run folder that has finished at least one epoch?")
 
 
+class SaveError(RunFolderError):
+    """Writing a checkpoint or model failed (a full disk, say); the previous one is intact."""
+
+
+def guarded_save(what: str, path, save) -> None:
+    """Run ``save()``; turn an OS or TensorFlow I/O failure into one clear SaveError."""
+    try:
+        save()
+    except OSError as e:
+        raise SaveError(f"{path}: cannot write the {what} ({e.strerror or e}); the previous "
+                        f"{what} is intact") from None
+    except Exception as e:  # tf.errors.OpError from the checkpoint writer
+        if type(e).__module__.startswith("tensorflow"):
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise SaveError(f"{path}: cannot write the {what} ({first}); the previous "
+                            f"{what} is intact") from None
+        raise
+
+
 def save_keras_atomic(model, path: Path) -> None:
     """``model.save`` to a temporary ``.keras`` file beside ``path``, then rename it over, so
     an interruption or a full disk never leaves a half-written model in place."""
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    def save():
+        try:
+            model.save(tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    guarded_save("model", path, save)
 
 
 def load_keras_safe(path: Path):

@@ -119,6 +119,8 @@ def train(train_manifests, dev_manifest, out_dir, config: Config | None = None,
     config = _resolve_config(run, config, log)
     tc = config.train
     keras.utils.set_random_seed(tc.seed)
+    if tc.deterministic:
+        tf.config.experimental.enable_op_determinism()
     log(f"{'resuming' if resuming else 'new'} run: {run.root}")
 
     train_paths = [train_manifests] if isinstance(train_manifests, (str, Path)) else list(train_manifests)
@@ -234,7 +236,7 @@ def _install_signal_handlers(hooks):
     def handler(signum, _frame):
         if hooks.stop_requested:  # a second signal: stop now
             raise KeyboardInterrupt
-        hooks.request_stop(f"stopped by {signal.Signals(signum).name}")
+        hooks.request_stop(f"stopped by {signal.Signals(signum).name}", signum)
     previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:

@@ -41,3 +41,21 @@ def kathleen_dir() -> Path:
 @pytest.fixture(scope="session")
 def fsdd_dir() -> Path:
     return shared_data() / "fsdd"
+
+
+TINY_TRAIN = ["model.lstm_layers=1", "model.lstm_units=16", "train.batch_size=4",
+              "train.jit_compile=false", "train.log_samples=1"]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A tiny model trained for one epoch on four real clips: for tests that need any run
+    folder (loading, transcription, error handling), not a good one."""
+    from speech_rnn.config import Config
+    from speech_rnn.manifest import write_manifest
+    from speech_rnn.train import train
+    root = tmp_path_factory.mktemp("tiny_run")
+    write_manifest(short_kathleen_clips(4, max_seconds=3.0), root / "train.jsonl")
+    config = Config().with_overrides(TINY_TRAIN + ["train.epochs=1"])
+    train(root / "train.jsonl", root / "train.jsonl", root / "run", config, verbose=0)
+    return root / "run"
