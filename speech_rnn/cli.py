@@ -182,11 +182,28 @@ def _add_prepare(sub):
     p.set_defaults(func=prepare.run)
 
 
+def _add_synth(sub):
+    from . import synth
+    p = sub.add_parser("synth", help="synthesize an offline English speech corpus (espeak-ng)")
+    synth.add_arguments(p)
+    p.set_defaults(func=synth.run)
+
+
+def _add_demo(sub):
+    from . import demo
+    p = sub.add_parser("demo", help="build the synthetic corpus, train, evaluate, transcribe",
+                       description=demo.__doc__.splitlines()[0])
+    demo.add_arguments(p)
+    p.set_defaults(func=demo.run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     parser = argparse.ArgumentParser(prog="speech-rnn", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"speech-rnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_demo(sub)
+    _add_synth(sub)
     _add_prepare(sub)
     _add_train(sub)
     _add_evaluate(sub)
