@@ -52,6 +52,9 @@ def _add_train(sub):
                                    "--out folder resumes the run.")
     p.add_argument("--train", nargs="+", required=True, metavar="MANIFEST",
                    help="training manifest(s): JSONL (NeMo style) or DeepSpeech CSV")
+    p.add_argument("--train-weights", nargs="+", type=float, metavar="W",
+                   help="mix the --train manifests in these proportions (one weight each); "
+                        "default: every utterance once per epoch")
     p.add_argument("--dev", metavar="MANIFEST",
                    help="dev manifest scored (WER/CER) after every epoch; picks best.keras")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder to create or resume")
@@ -92,7 +95,10 @@ def _run_train(args) -> int:
                                               ("epochs", "minutes", "seed", "jit_compile"))
     if RunFolder(args.out).exists() and not explicit and not args.strict:
         config = None
-    metrics = train(args.train, args.dev, args.out, config, verbose=0 if args.quiet else 1)
+    if args.train_weights is not None and len(args.train_weights) != len(args.train):
+        raise SystemExit("speech-rnn train: --train-weights needs one weight per --train manifest")
+    metrics = train(args.train, args.dev, args.out, config, verbose=0 if args.quiet else 1,
+                    train_weights=args.train_weights)
     if metrics.get("signal"):
         print(f"speech-rnn train: {metrics['stop_reason']}; checkpoint saved at step "
               f"{metrics['steps']}; run the same command to resume", file=sys.stderr)

@@ -51,8 +51,10 @@ def _decode_for(sample_rate: int):
     return decode
 
 
-def log_mel_dataset(examples, config: Config, extractor: FeatureExtractor, cache_path=None):
-    """Decoded, featurized (log-mel) examples in order, cached on disk or in memory."""
+def log_mel_dataset(examples, config: Config, extractor: FeatureExtractor, cache_path=None,
+                    index_offset: int = 0):
+    """Decoded, featurized (log-mel) examples in order, cached on disk or in memory. Each
+    item's ``index`` is its position in ``examples`` plus ``index_offset``."""
     import tensorflow as tf
 
     paths = [e.utterance.audio_filepath for e in examples]
@@ -61,7 +63,7 @@ def log_mel_dataset(examples, config: Config, extractor: FeatureExtractor, cache
     source = tf.data.Dataset.from_tensor_slices({
         "path": tf.constant(paths),
         "labels": labels,
-        "index": tf.range(len(examples), dtype=tf.int32),
+        "index": tf.range(index_offset, index_offset + len(examples), dtype=tf.int32),
         "audio_seconds": tf.constant([e.utterance.duration for e in examples], tf.float32),
     })
     decode = _decode_for(config.audio.sample_rate)
@@ -89,22 +91,47 @@ def _remove_stale_cache_lock(cache_path) -> None:
         lock.unlink(missing_ok=True)
 
 
+def source_datasets(examples, sources, config: Config, extractor: FeatureExtractor,
+                    cache_path=None):
+    """One cached log-mel dataset per source, a ``(start, stop, weight)`` range of
+    ``examples`` (a training manifest of a weighted mix)."""
+    return [log_mel_dataset(examples[start:stop], config, extractor,
+                            None if cache_path is None else f"{cache_path}_{i}", start)
+            for i, (start, stop, _) in enumerate(sources)]
+
+
 def make_dataset(examples, config: Config, extractor: FeatureExtractor, *, training: bool,
                  epoch: int = 0, cache_path=None, skip_batches: int = 0,
                  label_length: int | None = None, batch_size: int | None = None,
-                 boundaries=None):
-    """Batches of model inputs over ``examples`` (pre-flight :class:`Example` objects)."""
+                 boundaries=None, sources=None):
+    """Batches of model inputs over ``examples`` (pre-flight :class:`Example` objects).
+
+    ``sources``: ``(start, stop, weight)`` ranges of ``examples`` to mix by weight in
+    training (an epoch is then ``len(examples)`` draws, each source reshuffled and repeated
+    as needed); by default every example is used once per epoch.
+    """
     import tensorflow as tf
 
     tc = config.train
     batch_size = batch_size or tc.batch_size
     label_length = label_length or label_pad_length(examples)
     boundaries = boundaries or bucket_boundaries(examples, config)
+    sources = sources or [(0, len(examples), 1.0)]
 
-    ds = log_mel_dataset(examples, config, extractor, cache_path)
-    if training:
-        ds = ds.shuffle(min(tc.shuffle_buffer, len(examples)), seed=tc.seed + epoch,
-                        reshuffle_each_iteration=False)
+    if training and len(sources) > 1:
+        parts = []
+        for i, part in enumerate(source_datasets(examples, sources, config, extractor,
+                                                 cache_path)):
+            size = sources[i][1] - sources[i][0]
+            parts.append(part.shuffle(min(tc.shuffle_buffer, size), seed=tc.seed + 1009 * i + epoch,
+                                      reshuffle_each_iteration=True).repeat())
+        ds = tf.data.Dataset.sample_from_datasets(
+            parts, weights=[w for _, _, w in sources], seed=tc.seed + epoch).take(len(examples))
+    else:
+        ds = source_datasets(examples, sources[:1], config, extractor, cache_path)[0]
+        if training:
+            ds = ds.shuffle(min(tc.shuffle_buffer, len(examples)), seed=tc.seed + epoch,
+                            reshuffle_each_iteration=False)
     augment = training and config.specaugment.enabled
 
     def to_windows(item):
@@ -144,15 +171,19 @@ def make_dataset(examples, config: Config, extractor: FeatureExtractor, *, train
 
 
 def compute_feature_stats(examples, config: Config, extractor: FeatureExtractor,
-                          cache_path=None):
+                          cache_path=None, sources=None):
     """Per-dimension mean and standard deviation of the unnormalized, unaugmented features
-    over ``examples``. Fills the feature cache on the way when ``cache_path`` is given."""
+    over ``examples``. Fills the feature caches on the way when ``cache_path`` is given."""
+    import functools
+
     import tensorflow as tf
     from tqdm import tqdm
 
     from .features import FeatureStats
 
-    ds = log_mel_dataset(examples, config, extractor, cache_path)
+    sources = sources or [(0, len(examples), 1.0)]
+    ds = functools.reduce(lambda a, b: a.concatenate(b),
+                          source_datasets(examples, sources, config, extractor, cache_path))
 
     def moments(item):
         feats = tf.cast(extractor.mfcc(item["log_mel"]), tf.float64)

@@ -102,8 +102,13 @@ def _build_vocab(utterances, config) -> Vocabulary:
 
 
 def train(train_manifests, dev_manifest, out_dir, config: Config | None = None,
-          log=_log, verbose: int = 1) -> dict:
-    """Train (or resume) the run in ``out_dir``; returns the final metrics."""
+          log=_log, verbose: int = 1, train_weights=None) -> dict:
+    """Train (or resume) the run in ``out_dir``; returns the final metrics.
+
+    ``train_manifests``: one manifest or several; with ``train_weights`` (one per manifest)
+    each epoch draws from the manifests in those proportions, else it uses every utterance
+    once.
+    """
     import keras
     import tensorflow as tf
 
@@ -124,14 +129,23 @@ def train(train_manifests, dev_manifest, out_dir, config: Config | None = None,
     log(f"{'resuming' if resuming else 'new'} run: {run.root}")
 
     train_paths = [train_manifests] if isinstance(train_manifests, (str, Path)) else list(train_manifests)
-    train_utts = _load_examples(train_paths, None, config, "train", log)
+    if train_weights is not None and (len(train_weights) != len(train_paths)
+                                      or any(w <= 0 for w in train_weights)):
+        raise ConfigError("give one positive weight per training manifest")
+    per_source = [_load_examples([p], None, config, f"train[{Path(p).name}]", log)
+                  for p in train_paths]
     if resuming and run.vocab.is_file():
         vocab = Vocabulary.load(run.vocab)
     else:
-        vocab = _build_vocab(train_utts, config)
+        vocab = _build_vocab([u for utts in per_source for u in utts], config)
         vocab.save(run.vocab)
     log(f"vocabulary: {len(vocab.chars)} characters + blank: {''.join(vocab.chars)!r}")
-    train_examples = preflight(train_utts, vocab, config, "train", tc.strict, log)
+    train_examples, sources = [], []
+    for path, utts, weight in zip(train_paths, per_source, train_weights or [1.0] * len(train_paths)):
+        checked = preflight(utts, vocab, config, f"train {path}", tc.strict, log)
+        sources.append((len(train_examples), len(train_examples) + len(checked), float(weight)))
+        train_examples += checked
+    sources = sources if train_weights is not None else None
     dev_examples = ()
     if dev_manifest:
         dev_utts = _load_examples([dev_manifest], vocab, config, "dev", log)
@@ -144,7 +158,7 @@ def train(train_manifests, dev_manifest, out_dir, config: Config | None = None,
             stats = FeatureStats.load(run.feature_stats, dim)
         else:
             raw = FeatureExtractor(config.features, config.audio.sample_rate)
-            stats = compute_feature_stats(train_examples, config, raw, cache_path)
+            stats = compute_feature_stats(train_examples, config, raw, cache_path, sources)
             stats.save(run.feature_stats)
     else:
         stats = None
@@ -187,7 +201,9 @@ def train(train_manifests, dev_manifest, out_dir, config: Config | None = None,
         log(f"restored {restored}: epoch {state.epoch}, batch {state.batch_in_epoch}, "
             f"step {int(optimizer.iterations.numpy())}")
 
-    write_env(run, tc.seed, {"resumed_from": restored, "replicas": 1, "strategy": "default"})
+    write_env(run, tc.seed, {"resumed_from": restored, "replicas": 1, "strategy": "default",
+                             "train_manifests": [str(p) for p in train_paths],
+                             "train_weights": train_weights})
     dev_dataset = (make_dataset(dev_examples, config, extractor, training=False,
                                 label_length=label_length, boundaries=boundaries)
                    if dev_examples else None)
@@ -204,7 +220,8 @@ def train(train_manifests, dev_manifest, out_dir, config: Config | None = None,
             dataset = make_dataset(train_examples, config, extractor, training=True,
                                    epoch=state.epoch, cache_path=cache_path,
                                    skip_batches=state.batch_in_epoch,
-                                   label_length=label_length, boundaries=boundaries)
+                                   label_length=label_length, boundaries=boundaries,
+                                   sources=sources)
             hooks.begin_epoch()
             trainer.fit(dataset, epochs=state.epoch + 1, initial_epoch=state.epoch,
                         callbacks=[hooks], verbose=verbose, shuffle=False)
