@@ -1,29 +1,53 @@
-"""CTC decoding of the model's logits: greedy (best path) and beam search.
+"""CTC decoding of the model's logits: greedy (best path), beam search, and a CTC prefix
+beam search that scores whole words with an n-gram language model.
 
-Both return, per utterance, the label ids and the output frame at which each one was
-emitted (the first frame of its run), which the transcriber turns into timestamps.
+Every decoder returns, per utterance, a :class:`Hypothesis`: the label ids, the output
+frame at which each one starts (``frames``) and the last frame of its run (``ends``), which
+the transcriber turns into word timestamps.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
+LN10 = math.log(10.0)
+
 
 @dataclass(frozen=True)
 class DecodingOptions:
-    beam_width: int = 0           # 0 or 1: greedy; otherwise CTC prefix beam search
+    """How logits become text. ``beam_width`` 0 or 1 is greedy; with ``lm`` (an ARPA file)
+    the prefix beam search adds ``alpha`` x LM log-probability (natural log) and ``beta``
+    per word to each hypothesis' acoustic log-probability."""
+    beam_width: int = 0
+    lm: str | None = None
+    alpha: float = 0.5
+    beta: float = 1.0
 
     @property
     def method(self) -> str:
+        if self.lm:
+            return "beam+lm"
         return "beam" if self.beam_width > 1 else "greedy"
 
 
 @dataclass(frozen=True)
 class Hypothesis:
     ids: tuple                    # emitted label ids
-    frames: tuple                 # output frame of each emitted id
+    frames: tuple                 # output frame at which each emitted id starts
     log_prob: float               # log probability of the path (greedy) or beam score
+    ends: tuple = ()              # last output frame of each emitted id's run
+
+
+def _logaddexp(a: float, b: float) -> float:
+    if a == -math.inf:
+        return b
+    if b == -math.inf:
+        return a
+    if a > b:
+        return a + math.log1p(math.exp(b - a))
+    return b + math.log1p(math.exp(a - b))
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -41,9 +65,12 @@ def greedy_decode(logits: np.ndarray, length: int, blank_id: int) -> Hypothesis:
     score = float(log_probs[np.arange(length), best].sum())
     starts = np.ones(length, dtype=bool)
     starts[1:] = best[1:] != best[:-1]
-    keep = starts & (best != blank_id)
-    frames = np.flatnonzero(keep)
-    return Hypothesis(tuple(int(i) for i in best[frames]), tuple(int(f) for f in frames), score)
+    run_starts = np.flatnonzero(starts)
+    run_ends = np.append(run_starts[1:], length) - 1
+    keep = best[run_starts] != blank_id
+    return Hypothesis(tuple(int(i) for i in best[run_starts[keep]]),
+                      tuple(int(f) for f in run_starts[keep]), score,
+                      tuple(int(f) for f in run_ends[keep]))
 
 
 def beam_decode(logits: np.ndarray, lengths, blank_id: int, beam_width: int) -> list:
@@ -60,16 +87,22 @@ def beam_decode(logits: np.ndarray, lengths, blank_id: int, beam_width: int) -> 
     out = []
     for b, length in enumerate(lengths):
         ids = tuple(int(i) for i in dense[b] if i >= 0) if dense.size else ()
-        frames = align_frames(logits[b, :length], ids, blank_id)
-        out.append(Hypothesis(ids, frames, float(scores.numpy()[b, 0])))
+        starts, ends = align_spans(logits[b, :length], ids, blank_id)
+        out.append(Hypothesis(ids, starts, float(scores.numpy()[b, 0]), ends))
     return out
 
 
 def align_frames(logits: np.ndarray, ids, blank_id: int) -> tuple:
     """Forced alignment (Viterbi over the CTC topology): the frame at which each label of
     ``ids`` starts on the most likely path that emits exactly ``ids``."""
+    return align_spans(logits, ids, blank_id)[0]
+
+
+def align_spans(logits: np.ndarray, ids, blank_id: int) -> tuple:
+    """Forced alignment: ``(starts, ends)``, the first and last frame each label of ``ids``
+    occupies on the most likely CTC path that emits exactly ``ids``."""
     if not ids:
-        return ()
+        return (), ()
     log_probs = log_softmax(np.asarray(logits, np.float64))
     steps = len(log_probs)
     ext = [blank_id]
@@ -97,9 +130,135 @@ def align_frames(logits: np.ndarray, ids, blank_id: int) -> tuple:
     state = end
     for t in range(steps - 1, -1, -1):
         path[t] = state
-        state -= back[t, state]
-    frames = []
+        state -= int(back[t, state])
+    starts, ends = [], []
     for k in range(len(ids)):
         hits = np.flatnonzero(path == 2 * k + 1)
-        frames.append(int(hits[0]) if len(hits) else 0)
-    return tuple(frames)
+        starts.append(int(hits[0]) if len(hits) else 0)
+        ends.append(int(hits[-1]) if len(hits) else 0)
+    return tuple(starts), tuple(ends)
+
+
+# -- prefix beam search with a word language model --------------------------------------------
+class _Prefixes:
+    """Every prefix the search has made, as a tree: node 0 is the empty prefix; a node is
+    (parent, label). Per node it keeps the word-level state the LM needs."""
+
+    def __init__(self):
+        self.parent = [-1]
+        self.label = [-1]
+        self.children = [{}]
+        self.lm_score = [0.0]     # natural-log LM score of the completed words
+        self.words = [0]          # completed words
+        self.context = [()]       # the completed words (the LM keeps what it needs)
+        self.partial = [""]       # characters of the word being spelled
+
+    def child(self, node: int, label: int, char: str, lm, alpha: float) -> int:
+        found = self.children[node].get(label)
+        if found is not None:
+            return found
+        new = len(self.parent)
+        self.parent.append(node)
+        self.label.append(label)
+        self.children.append({})
+        lm_score, words, context, partial = (self.lm_score[node], self.words[node],
+                                             self.context[node], self.partial[node])
+        if char == " ":
+            if partial:
+                if lm is not None:
+                    lm_score += alpha * LN10 * lm.log10_prob(partial, context)
+                    context = lm.trim_context(context + (partial,))
+                words += 1
+            partial = ""
+        else:
+            partial += char
+        self.lm_score.append(lm_score)
+        self.words.append(words)
+        self.context.append(context)
+        self.partial.append(partial)
+        self.children[node][label] = new
+        return new
+
+    def labels(self, node: int) -> tuple:
+        out = []
+        while node > 0:
+            out.append(self.label[node])
+            node = self.parent[node]
+        return tuple(reversed(out))
+
+
+def prefix_beam_search(logits: np.ndarray, blank_id: int, chars, beam_width: int = 16,
+                       lm=None, alpha: float = 0.5, beta: float = 1.0,
+                       prune_log_prob: float = math.log(1e-3),
+                       unk_penalty: float = -10.0) -> Hypothesis:
+    """CTC prefix beam search over one utterance's logits [T, C].
+
+    A prefix's score is its acoustic log-probability (blank- and label-ending paths summed)
+    plus, when ``lm`` is given (see :class:`speech_rnn.lm.NgramLM`), ``alpha`` times the
+    natural-log LM probability of its completed words and ``beta`` per completed word. A
+    word is complete when a space follows it or the utterance ends (then ``</s>`` is scored
+    too). A partial word that no vocabulary word starts with costs ``unk_penalty`` (natural
+    log), so spellings that lead nowhere drop out early. Without ``lm`` this is plain CTC
+    prefix beam search (``beta`` still rewards words). Labels with log-probability below
+    ``prune_log_prob`` at a frame are not tried there. Start/end frames come from a forced
+    alignment of the best prefix.
+    """
+    log_probs = log_softmax(np.asarray(logits, np.float64))
+    steps = len(log_probs)
+    chars = tuple(chars)
+    tree = _Prefixes()
+    neg = -math.inf
+    beams = {0: (0.0, neg)}       # node -> (log p ending in blank, log p ending in a label)
+
+    def rank(node, pb, pnb):
+        score = _logaddexp(pb, pnb) + tree.lm_score[node] + beta * tree.words[node]
+        if lm is not None and tree.partial[node] and not lm.is_prefix(tree.partial[node]):
+            score += unk_penalty
+        return score
+
+    for t in range(steps):
+        row = log_probs[t].tolist()
+        candidates = [int(c) for c in np.flatnonzero(log_probs[t] >= prune_log_prob)
+                      if c != blank_id]
+        blank = row[blank_id]
+        nxt = {}
+
+        def add(node, pb, pnb):
+            old = nxt.get(node)
+            if old is None:
+                nxt[node] = (pb, pnb)
+            else:
+                nxt[node] = (_logaddexp(old[0], pb), _logaddexp(old[1], pnb))
+
+        for node, (pb, pnb) in beams.items():
+            total = _logaddexp(pb, pnb)
+            add(node, total + blank, neg)
+            last = tree.label[node]
+            if last >= 0 and pnb > neg:
+                add(node, neg, pnb + row[last])          # the last label's run goes on
+            for c in candidates:
+                new = tree.child(node, c, chars[c], lm, alpha)
+                if c == last:
+                    if pb > neg:
+                        add(new, neg, pb + row[c])       # a repeat needs a blank between
+                else:
+                    add(new, neg, total + row[c])
+        ranked = sorted(nxt.items(), key=lambda kv: rank(kv[0], *kv[1]), reverse=True)
+        beams = dict(ranked[:beam_width])
+
+    best_node, best_score = 0, neg
+    for node, (pb, pnb) in beams.items():
+        score = _logaddexp(pb, pnb) + tree.lm_score[node] + beta * tree.words[node]
+        partial, context = tree.partial[node], tree.context[node]
+        if partial:
+            score += beta
+            if lm is not None:
+                score += alpha * LN10 * lm.log10_prob(partial, context)
+                context = lm.trim_context(context + (partial,))
+        if lm is not None:
+            score += alpha * LN10 * lm.log10_prob("</s>", context)
+        if score > best_score:
+            best_node, best_score = node, score
+    ids = tree.labels(best_node)
+    starts, ends = align_spans(log_probs, ids, blank_id) if steps else ((), ())
+    return Hypothesis(ids, starts, float(best_score), ends)
