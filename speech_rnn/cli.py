@@ -138,46 +138,267 @@ def _run_evaluate(args) -> int:
 
 # -- transcribe -----------------------------------------------------------------------------
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".m4a", ".aiff", ".aif")
+STDOUT_FORMATS = ("txt", "json")  # formats that can hold many inputs on standard output
 
 
 def _add_transcribe(sub):
-    p = sub.add_parser("transcribe", help="transcribe audio files or folders")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files and/or folders")
+    from .writers import FORMATS
+    p = sub.add_parser(
+        "transcribe", help="transcribe audio files, folders or a WAV stream on stdin",
+        description="Transcribe audio with a trained run: text, segments, word timestamps "
+                    "and confidences. Audio of any length is cut on silence into chunks of "
+                    "at most 30 s. Without --output-dir, results go to stdout: one "
+                    "'FILE<TAB>TEXT' line (txt) or one JSON object (json) per input, in "
+                    "input order. A file that fails is reported on stderr and the others go "
+                    "on; the exit status is 1 if any failed.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="audio files, folders (searched recursively), or - for a WAV "
+                        "stream on stdin")
     p.add_argument("--model", required=True, metavar="RUN_DIR", help="trained run folder")
-    p.add_argument("--beam", type=int, default=0, metavar="N",
-                   help="beam width (0 or 1: greedy decoding)")
     p.add_argument("--which", choices=("best", "last"), default="best",
-                   help="model of the run to use")
+                   help="model of the run to use: best dev WER or last epoch")
+    p.add_argument("--glob", metavar="PATTERN",
+                   help="in folders, transcribe only files whose name matches PATTERN "
+                        "(e.g. '*.flac'); default: every audio file "
+                        f"({' '.join(AUDIO_SUFFIXES)})")
+    p.add_argument("-f", "--format", default="txt", choices=FORMATS + ("all",),
+                   help="output format (default: txt); 'all' writes every format and needs "
+                        "--output-dir; srt, vtt and tsv on stdout need a single input")
+    p.add_argument("-o", "--output-dir", metavar="DIR",
+                   help="write one file per input and format into DIR, named after the "
+                        "input (clip.wav -> DIR/clip.srt; folder inputs keep their "
+                        "subfolders; - is 'stdin')")
+    p.add_argument("--beam", type=int, metavar="N",
+                   help="beam width (default 0: greedy; 16 with --lm)")
+    p.add_argument("--lm", metavar="ARPA", help="word n-gram language model for beam search "
+                                                "(see 'speech-rnn lm build')")
+    p.add_argument("--alpha", type=float, metavar="A",
+                   help="language model weight (needs --lm; default 0.5)")
+    p.add_argument("--beta", type=float, metavar="B",
+                   help="word insertion bonus (needs --lm; default 1.0)")
+    p.add_argument("--batch-size", type=int, default=8, metavar="N",
+                   help="files or chunks run through the model at once (default 8)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar on stderr (default: when stderr is a terminal and "
+                        "there is more than one input)")
     p.set_defaults(func=_run_transcribe)
 
 
-def _expand_inputs(inputs):
+def _expand_inputs(inputs, pattern=None):
+    """Yield ``(source, root, problem)``: one per audio file (``root``: the folder it was
+    found in, or None), ``"-"`` for stdin, and a problem line for a folder with no match."""
     for item in inputs:
+        if item == "-":
+            yield "-", None, None
+            continue
         path = Path(item)
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+            found = sorted(p for p in path.rglob(pattern or "*") if p.is_file() and
+                           (pattern or p.suffix.lower() in AUDIO_SUFFIXES))
+            if not found:
+                yield str(path), None, (f"no audio files matching {pattern!r}" if pattern
+                                        else "folder holds no audio files")
+            for p in found:
+                yield str(p), path, None
         else:
-            yield path
+            yield str(path), None, None
+
+
+def _check_transcribe_args(args, count: int) -> tuple:
+    from .errors import ConfigError
+    from .writers import FORMATS
+    if (args.alpha is not None or args.beta is not None) and not args.lm:
+        raise ConfigError("--alpha and --beta weight a language model: add --lm")
+    if args.beam is not None and args.beam < 0:
+        raise ConfigError("--beam must be >= 0")
+    if args.lm and args.beam == 1:
+        raise ConfigError("--lm needs beam search: --beam >= 2 (or leave it out)")
+    if args.batch_size < 1:
+        raise ConfigError("--batch-size must be >= 1")
+    if args.glob and not any(Path(i).is_dir() for i in args.inputs if i != "-"):
+        raise ConfigError("--glob selects files inside folders, and no INPUT is a folder")
+    if args.inputs.count("-") > 1:
+        raise ConfigError("- (stdin) can be given only once")
+    formats = FORMATS if args.format == "all" else (args.format,)
+    if not args.output_dir:
+        if args.format == "all":
+            raise ConfigError("--format all writes several files per input: add --output-dir")
+        if args.format not in STDOUT_FORMATS and count > 1:
+            raise ConfigError(f"--format {args.format} on stdout takes a single input; "
+                              f"add --output-dir for {count} inputs")
+    return formats
+
+
+def _read_stdin_audio():
+    """The WAV (or any libsndfile format) stream on stdin: (samples, sample rate)."""
+    import io
+
+    import soundfile
+
+    from .errors import AudioError
+    data = sys.stdin.buffer.read()
+    if not data:
+        raise AudioError("-", "no data on stdin")
+    try:
+        samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise AudioError("-", f"stdin is not a readable audio stream ({first})") from None
+    if samples.size == 0:
+        raise AudioError("-", "no audio samples")
+    return samples, rate
 
 
 def _run_transcribe(args) -> int:
+    import json
+
+    from tqdm import tqdm
+
     from .errors import SpeechRnnError
     from .transcribe import load_model
-    if args.beam < 0:
-        raise SystemExit("speech-rnn transcribe: --beam must be >= 0")
+    from .writers import output_name, render, transcription_dict, write_outputs
+
+    items = list(_expand_inputs(args.inputs, args.glob))
+    formats = _check_transcribe_args(args, len(items))
     recognizer = load_model(args.model, which=args.which)
-    failed = 0
-    for path in _expand_inputs(args.inputs):
-        try:
-            result = recognizer.transcribe(path, beam_width=args.beam)
-        except SpeechRnnError as e:
-            print(f"error: {e}", file=sys.stderr)
-            failed += 1
-            continue
-        print(f"{path}\t{result.text}", flush=True)
+    decode = dict(lm=args.lm, alpha=args.alpha, beta=args.beta, batch_size=args.batch_size)
+    recognizer.decoding_options(args.beam or 0, args.lm, args.alpha, args.beta)  # fail early
+    # tqdm's disable=None: a bar only when stderr is a terminal
+    disable = (not args.progress) if args.progress is not None else (None if len(items) > 1
+                                                                      else True)
+    bar = tqdm(total=len(items), desc="transcribing", unit="file", file=sys.stderr,
+               disable=disable, leave=False)
+    failed, written, done, next_out = 0, 0, {}, 0
+
+    def emit(index, outcome):
+        nonlocal failed, written, next_out
+        done[index] = outcome
+        bar.update(1)
+        while next_out in done:     # stdout keeps input order
+            source, root, _ = items[next_out]
+            result = done.pop(next_out)
+            next_out += 1
+            if isinstance(result, BaseException):
+                message = str(result)
+                if not message.startswith(source):
+                    message = f"{source}: {message}"
+                bar.write(f"error: {message}", file=sys.stderr)
+                failed += 1
+            elif args.output_dir:
+                written += len(write_outputs(result, output_name(source, root),
+                                             args.output_dir, formats))
+            elif args.format == "json":
+                print(json.dumps({"file": source, **transcription_dict(result)},
+                                 ensure_ascii=False), flush=True)
+            elif args.format == "txt":
+                print(f"{source}\t{result.text}", flush=True)
+            else:
+                sys.stdout.write(render(result, args.format))
+                sys.stdout.flush()
+
+    files = []
+    for index, (source, _, problem) in enumerate(items):
+        if problem:
+            emit(index, SpeechRnnError(problem))
+        elif source == "-":
+            try:
+                samples, rate = _read_stdin_audio()
+                emit(index, recognizer.transcribe(samples, args.beam or 0, rate, **decode))
+            except SpeechRnnError as e:
+                emit(index, e)
+        else:
+            files.append((index, source))
+    for k, _, outcome in recognizer.transcribe_many([s for _, s in files], args.beam or 0,
+                                                    **decode):
+        emit(files[k][0], outcome)
+    bar.close()
+    if args.output_dir:
+        print(f"wrote {written} file(s) to {args.output_dir}", file=sys.stderr)
     if failed:
-        print(f"{failed} file(s) failed", file=sys.stderr)
+        print(f"{failed} of {len(items)} input(s) failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+# -- lm -------------------------------------------------------------------------------------
+def _add_lm(sub):
+    p = sub.add_parser("lm", help="word n-gram language models: build an ARPA file, tune "
+                                  "its weights",
+                       description="Build a word n-gram language model (interpolated modified "
+                                   "Kneser-Ney, ARPA format) and tune its decoding weights.")
+    lm_sub = p.add_subparsers(dest="lm_command", required=True, metavar="ACTION")
+    b = lm_sub.add_parser("build", help="count a text corpus into an ARPA model",
+                          description="Count sentences (one per line, normalized like "
+                                      "transcripts) into an interpolated modified Kneser-Ney "
+                                      "n-gram model in ARPA format.")
+    b.add_argument("--text", nargs="+", required=True, metavar="FILE",
+                   help="UTF-8 text file(s), one sentence per line")
+    b.add_argument("--order", type=int, default=3, metavar="N", help="n-gram order (default 3)")
+    b.add_argument("--out", required=True, metavar="ARPA", help="ARPA file to write")
+    b.add_argument("--no-normalize", dest="normalize", action="store_false",
+                   help="use the text as it is (default: lowercase, spell numbers, drop "
+                        "punctuation, as transcripts are)")
+    b.set_defaults(func=_run_lm_build)
+    t = lm_sub.add_parser("tune", help="grid-search --alpha/--beta on a dev manifest",
+                          description="Decode a manifest with every (alpha, beta) pair of the "
+                                      "grid and report the pair with the lowest WER; the "
+                                      "model runs once, only decoding is repeated.")
+    t.add_argument("--model", required=True, metavar="RUN_DIR", help="trained run folder")
+    t.add_argument("--manifest", required=True, help="dev manifest (JSONL or CSV) to tune on")
+    t.add_argument("--lm", required=True, metavar="ARPA", help="language model to tune")
+    t.add_argument("--which", choices=("best", "last"), default="best",
+                   help="model of the run to use")
+    t.add_argument("--alphas", default="0,0.25,0.5,0.75,1,1.5", metavar="LIST",
+                   help="comma-separated LM weights to try (default 0,0.25,0.5,0.75,1,1.5)")
+    t.add_argument("--betas", default="0,0.5,1,2,3", metavar="LIST",
+                   help="comma-separated word bonuses to try (default 0,0.5,1,2,3)")
+    t.add_argument("--beam", type=int, default=16, metavar="N", help="beam width (default 16)")
+    t.add_argument("--out", metavar="JSON",
+                   help="where to save the result (default: RUN_DIR/lm_tune_MANIFEST.json)")
+    t.set_defaults(func=_run_lm_tune)
+
+
+def _run_lm_build(args) -> int:
+    from .errors import ConfigError
+    from .lm import build_arpa
+    if args.order < 1:
+        raise ConfigError("--order must be at least 1")
+    report = build_arpa(args.text, args.out, order=args.order, normalize=args.normalize)
+    counts = ", ".join(f"{n} {k + 1}-grams" for k, n in enumerate(report.ngrams))
+    print(f"{report.path}: order {report.order}, {report.sentences} sentences, "
+          f"{report.words} words; {counts}")
+    return 0
+
+
+def _float_list(text: str, flag: str) -> tuple:
+    from .errors import ConfigError
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"{flag}: expected comma-separated numbers, got {text!r}") from None
+    if not values or any(v < 0 for v in values):
+        raise ConfigError(f"{flag}: expected non-negative numbers, got {text!r}")
+    return values
+
+
+def _run_lm_tune(args) -> int:
+    from dataclasses import asdict
+
+    from .errors import ConfigError
+    from .fileio import atomic_write_json
+    from .lm import tune
+    from .transcribe import load_model
+    alphas, betas = _float_list(args.alphas, "--alphas"), _float_list(args.betas, "--betas")
+    if args.beam < 2:
+        raise ConfigError("--beam must be >= 2")
+    recognizer = load_model(args.model, which=args.which)
+    result = tune(recognizer, args.manifest, args.lm, alphas, betas, args.beam)
+    out = Path(args.out) if args.out else Path(args.model) / f"lm_tune_{Path(args.manifest).stem}.json"
+    atomic_write_json(out, {**asdict(result), "lm": str(args.lm), "manifest": str(args.manifest),
+                            "model": str(recognizer.model_path)})
+    print(f"best: --alpha {result.alpha:g} --beta {result.beta:g}: WER {100 * result.wer:.2f}% "
+          f"(greedy {100 * result.greedy_wer:.2f}%)")
+    print(f"saved: {out}")
+    return 0
 
 
 # -- prepare --------------------------------------------------------------------------------
@@ -214,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_evaluate(sub)
     _add_transcribe(sub)
+    _add_lm(sub)
     return parser
 
 

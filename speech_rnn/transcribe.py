@@ -3,10 +3,20 @@
     from speech_rnn import load_model
     recognizer = load_model("runs/demo")
     result = recognizer.transcribe("clip.wav")      # or a float32 numpy array
-    print(result.text, result.words[0].start)
+    print(result.text, result.words[0].start, result.words[0].confidence)
 
 The recognizer uses the run's own config, vocabulary and feature statistics, and the same
-:class:`~speech_rnn.features.FeatureExtractor` as training.
+:class:`~speech_rnn.features.FeatureExtractor` as training. Audio of any length is
+streamed and cut on silence into chunks of at most 30 s (:mod:`speech_rnn.longform`); the
+chunks, and many short files (:meth:`SpeechRecognizer.transcribe_many`), are run through
+the model in batches of similar length. Decoding is greedy, beam search, or beam search
+with a word n-gram language model (:mod:`speech_rnn.lm`).
+
+Word times come from the decoded path: a word starts at the first output frame of its
+first character and ends after the last frame of its last character (greedy: the argmax
+runs; beam search: a forced alignment of the best beam). One output frame is
+``frame_step_ms * stride`` of audio. A word's confidence is the lowest, over its
+characters, of the character's peak posterior probability on its frames.
 """
 from __future__ import annotations
 
@@ -15,21 +25,25 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import load_audio, resample
+from .audio import audio_duration, load_audio, resample
 from .config import Config
-from .decoding import DecodingOptions, Hypothesis, beam_decode, greedy_decode, log_softmax
-from .errors import AudioError, RunFolderError
+from .decoding import (DecodingOptions, Hypothesis, beam_decode, greedy_decode, log_softmax,
+                       prefix_beam_search)
+from .errors import AudioError, ConfigError, RunFolderError, SpeechRnnError
 from .features import FeatureExtractor, FeatureStats, feature_dim
+from .longform import ChunkOptions, array_blocks, group_segments, iter_chunks, owned, stream_audio
 from .runfolder import RunFolder, load_keras_safe
 from .text import Vocabulary
+
+DEFAULT_LM_BEAM = 16
 
 
 @dataclass(frozen=True)
 class Word:
-    start: float                  # seconds
+    start: float                  # seconds from the start of the audio
     end: float                    # seconds
     word: str
-    confidence: float             # geometric mean of the word's character posteriors, [0, 1]
+    confidence: float             # [0, 1]: min over characters of the peak posterior
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,29 @@ class Transcription:
     options: DecodingOptions
 
 
+def word_items(ids, starts, ends, space_id: int):
+    """Split emitted labels at spaces: a list of words, each a list of
+    ``(label, start_frame, end_frame)``."""
+    words, current = [], []
+    for label, start, end in zip(ids, starts, ends):
+        if label == space_id:
+            if current:
+                words.append(current)
+            current = []
+        else:
+            current.append((label, start, end))
+    if current:
+        words.append(current)
+    return words
+
+
+def word_confidence(probs: np.ndarray, items) -> float:
+    """The lowest, over the word's characters, of the character's highest posterior on the
+    frames it occupies: a word is as sure as its least sure letter."""
+    peaks = [float(probs[start:end + 1, label].max()) for label, start, end in items]
+    return float(min(peaks)) if peaks else 0.0
+
+
 class SpeechRecognizer:
     """A loaded run: config + vocabulary + feature statistics + acoustic model."""
 
@@ -64,8 +101,8 @@ class SpeechRecognizer:
         stats = None
         if self.config.features.normalization == "global":
             stats = FeatureStats.load(run.feature_stats, feature_dim(self.config.features))
-        self.extractor = FeatureExtractor(self.config.features, self.config.audio.sample_rate,
-                                          stats)
+        self.sample_rate = self.config.audio.sample_rate
+        self.extractor = FeatureExtractor(self.config.features, self.sample_rate, stats)
         self.model_path = run.model_path(which)
         self.acoustic_model = load_keras_safe(self.model_path)
         expected = (self.vocab.num_classes,)
@@ -76,10 +113,12 @@ class SpeechRecognizer:
         self.forward = make_forward(self.acoustic_model)
         fc = self.config.features
         self.seconds_per_window = fc.frame_step_ms * fc.stride / 1000.0
+        self.space_id = self.vocab.chars.index(" ") if " " in self.vocab.chars else -1
+        self._lms = {}
 
-    # -- core -------------------------------------------------------------------------
+    # -- model ------------------------------------------------------------------------------
     def _waveform(self, audio, sample_rate):
-        sr = self.config.audio.sample_rate
+        sr = self.sample_rate
         if isinstance(audio, (str, Path)):
             return load_audio(audio, sr)
         waveform = np.asarray(audio, dtype=np.float32)
@@ -92,50 +131,161 @@ class SpeechRecognizer:
         return resample(waveform, sample_rate or sr, sr)
 
     def logits(self, waveform: np.ndarray) -> np.ndarray:
-        """Per-window logits [T, classes] for one 16 kHz waveform."""
+        """Per-window logits [T, classes] for one waveform at the model's rate."""
         import tensorflow as tf
         windows = self.extractor(tf.constant(waveform))
         out = self.forward(windows[tf.newaxis], tf.shape(windows)[:1])
         return out[0].numpy()
 
-    def transcribe(self, audio, beam_width: int = 0, sample_rate: int | None = None) -> Transcription:
-        """Transcribe a file path or a waveform array (``sample_rate`` defaults to the
-        model's rate for arrays)."""
-        waveform = self._waveform(audio, sample_rate)
-        logits = self.logits(waveform)
-        options = DecodingOptions(beam_width=beam_width)
-        if options.method == "beam":
-            hyp = beam_decode(logits[np.newaxis], [len(logits)], self.vocab.blank_id,
-                              beam_width)[0]
-        else:
-            hyp = greedy_decode(logits, len(logits), self.vocab.blank_id)
-        duration = len(waveform) / self.config.audio.sample_rate
-        return self._result(hyp, logits, duration, options)
+    def batch_logits(self, waveforms) -> list:
+        """Logits for several waveforms in one padded batch (padding is masked)."""
+        import tensorflow as tf
+        if len(waveforms) == 1:
+            return [self.logits(waveforms[0])]
+        windows = [self.extractor(tf.constant(w)).numpy() for w in waveforms]
+        lengths = np.array([len(w) for w in windows], np.int32)
+        batch = np.zeros((len(windows), lengths.max(), windows[0].shape[1]), np.float32)
+        for i, w in enumerate(windows):
+            batch[i, :len(w)] = w
+        out = self.forward(tf.constant(batch), tf.constant(lengths)).numpy()
+        return [out[i, :n] for i, n in enumerate(lengths)]
 
-    def _result(self, hyp: Hypothesis, logits, duration, options) -> Transcription:
-        words = self._words(hyp, logits, duration)
-        text = " ".join(w.word for w in words)
-        segments = (Segment(0.0, duration, text),) if text else ()
-        return Transcription(text, duration, segments, tuple(words), options)
+    # -- decoding ---------------------------------------------------------------------------
+    def decoding_options(self, beam_width: int = 0, lm=None, alpha=None,
+                         beta=None) -> DecodingOptions:
+        """Validated options: ``alpha``/``beta`` need ``lm``; ``lm`` needs a beam (default
+        16 when ``beam_width`` is 0); the LM file is loaded (once) here."""
+        if beam_width < 0:
+            raise ConfigError(f"beam width must be >= 0, got {beam_width}")
+        if lm is None:
+            if alpha is not None or beta is not None:
+                raise ConfigError("alpha and beta weight a language model: give lm too")
+            return DecodingOptions(beam_width=beam_width)
+        if beam_width == 1:
+            raise ConfigError("a language model needs beam search: beam width >= 2")
+        defaults = DecodingOptions()
+        options = DecodingOptions(beam_width or DEFAULT_LM_BEAM, str(lm),
+                                  defaults.alpha if alpha is None else float(alpha),
+                                  defaults.beta if beta is None else float(beta))
+        self.language_model(options.lm)
+        return options
 
-    def _words(self, hyp: Hypothesis, logits, duration):
-        """Group emitted characters into words at spaces; times from emission frames."""
+    def language_model(self, path):
+        from .lm import NgramLM
+        key = str(Path(path).resolve())
+        if key not in self._lms:
+            self._lms[key] = NgramLM.load(path)
+        return self._lms[key]
+
+    def decode(self, logits: np.ndarray, options: DecodingOptions) -> Hypothesis:
+        blank = self.vocab.blank_id
+        if options.lm:
+            return prefix_beam_search(logits, blank, self.vocab.chars, options.beam_width,
+                                      self.language_model(options.lm), options.alpha,
+                                      options.beta)
+        if options.beam_width > 1:
+            return beam_decode(logits[np.newaxis], [len(logits)], blank, options.beam_width)[0]
+        return greedy_decode(logits, len(logits), blank)
+
+    def words(self, hyp: Hypothesis, logits: np.ndarray, offset: float = 0.0,
+              limit: float | None = None) -> list:
+        """The hypothesis' words with times in seconds (``offset`` added, capped at
+        ``limit``) and confidences."""
         probs = np.exp(log_softmax(np.asarray(logits, np.float64)))
-        space = self.vocab.chars.index(" ") if " " in self.vocab.chars else -1
-        words, current = [], []
-        for label, frame in list(zip(hyp.ids, hyp.frames)) + [(space, None)]:
-            if label == space:
-                if current:
-                    chars = "".join(self.vocab.chars[i] for i, _ in current)
-                    post = [probs[f, i] for i, f in current]
-                    conf = float(np.exp(np.mean(np.log(np.maximum(post, 1e-12)))))
-                    start = current[0][1] * self.seconds_per_window
-                    end = min(duration, (current[-1][1] + 1) * self.seconds_per_window)
-                    words.append(Word(round(start, 3), round(end, 3), chars, round(conf, 4)))
-                current = []
-            else:
-                current.append((label, frame))
-        return words
+        ends = hyp.ends or hyp.frames
+        step = self.seconds_per_window
+        out = []
+        for items in word_items(hyp.ids, hyp.frames, ends, self.space_id):
+            start = offset + items[0][1] * step
+            end = offset + (items[-1][2] + 1) * step
+            if limit is not None:
+                end = min(end, limit)
+                start = min(start, end)
+            out.append(Word(round(start, 3), round(end, 3),
+                            "".join(self.vocab.chars[label] for label, _, _ in items),
+                            round(word_confidence(probs, items), 4)))
+        return out
+
+    def _result(self, words, duration: float, options: DecodingOptions) -> Transcription:
+        segments = tuple(Segment(s, e, t) for s, e, t in group_segments(words))
+        return Transcription(" ".join(w.word for w in words), round(duration, 3), segments,
+                             tuple(words), options)
+
+    def _run_chunks(self, chunks, options: DecodingOptions) -> list:
+        sr = self.sample_rate
+        out = []
+        for chunk, logits in zip(chunks, self.batch_logits([c.audio for c in chunks])):
+            hyp = self.decode(logits, options)
+            words = self.words(hyp, logits, chunk.start / sr, (chunk.start + len(chunk.audio)) / sr)
+            out.extend(owned(words, chunk, sr))
+        return out
+
+    def _transcribe_blocks(self, blocks, options, batch_size, chunking) -> Transcription:
+        words, batch, end = [], [], 0
+        for chunk in iter_chunks(blocks, self.sample_rate, chunking):
+            batch.append(chunk)
+            end = chunk.core_end
+            if len(batch) >= batch_size:
+                words.extend(self._run_chunks(batch, options))
+                batch = []
+        if batch:
+            words.extend(self._run_chunks(batch, options))
+        return self._result(words, end / self.sample_rate, options)
+
+    # -- public -----------------------------------------------------------------------------
+    def transcribe(self, audio, beam_width: int = 0, sample_rate: int | None = None, *,
+                   lm=None, alpha: float | None = None, beta: float | None = None,
+                   batch_size: int = 8, chunking: ChunkOptions = ChunkOptions()) -> Transcription:
+        """Transcribe a file path or a waveform array (``sample_rate`` defaults to the
+        model's rate for arrays). Audio longer than ``chunking.max_chunk_s`` is streamed
+        and cut on silence; ``batch_size`` chunks go through the model at a time."""
+        options = self.decoding_options(beam_width, lm, alpha, beta)
+        if isinstance(audio, (str, Path)):
+            if audio_duration(audio) > chunking.max_chunk_s:
+                blocks = stream_audio(audio, self.sample_rate, chunking.block_s)
+                return self._transcribe_blocks(blocks, options, batch_size, chunking)
+        waveform = self._waveform(audio, sample_rate)
+        blocks = array_blocks(waveform, self.sample_rate, chunking.block_s)
+        return self._transcribe_blocks(blocks, options, batch_size, chunking)
+
+    def transcribe_many(self, paths, beam_width: int = 0, *, lm=None, alpha=None, beta=None,
+                        batch_size: int = 8, chunking: ChunkOptions = ChunkOptions()):
+        """Transcribe many files; yields ``(index, path, Transcription or SpeechRnnError)``
+        as each file finishes (not in input order). Files up to ``chunking.max_chunk_s``
+        are sorted by duration and run ``batch_size`` at a time; longer ones are streamed.
+        A file that fails yields its error and the others go on."""
+        options = self.decoding_options(beam_width, lm, alpha, beta)
+        short, long = [], []
+        for index, path in enumerate(paths):
+            try:
+                duration = audio_duration(path)
+            except SpeechRnnError as e:
+                yield index, path, e
+                continue
+            (short if duration <= chunking.max_chunk_s else long).append((duration, index, path))
+        short.sort(key=lambda item: item[0])
+        for first in range(0, len(short), batch_size):
+            loaded = []
+            for _, index, path in short[first:first + batch_size]:
+                try:
+                    loaded.append((index, path, self._waveform(path, None)))
+                except SpeechRnnError as e:
+                    yield index, path, e
+            if not loaded:
+                continue
+            all_logits = self.batch_logits([w for _, _, w in loaded])
+            for (index, path, waveform), logits in zip(loaded, all_logits):
+                duration = len(waveform) / self.sample_rate
+                words = self.words(self.decode(logits, options), logits, 0.0, duration)
+                yield index, path, self._result(words, duration, options)
+        for _, index, path in long:
+            try:
+                blocks = stream_audio(path, self.sample_rate, chunking.block_s)
+                result = self._transcribe_blocks(blocks, options, batch_size, chunking)
+            except SpeechRnnError as e:
+                yield index, path, e
+                continue
+            yield index, path, result
 
 
 def load_model(run_dir, which: str = "best") -> SpeechRecognizer:
