@@ -424,6 +424,14 @@ def _add_demo(sub):
     p.set_defaults(func=demo.run)
 
 
+def _add_recipe(sub):
+    from . import recipes
+    p = sub.add_parser("recipe", help="build train/dev/test manifests: fsdd, fsdd-connected, "
+                                      "kathleen", description=recipes.__doc__.splitlines()[0])
+    recipes.add_arguments(p)
+    p.set_defaults(func=recipes.run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     parser = argparse.ArgumentParser(prog="speech-rnn", description=__doc__.splitlines()[0])
@@ -431,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_demo(sub)
     _add_synth(sub)
+    _add_recipe(sub)
     _add_prepare(sub)
     _add_train(sub)
     _add_evaluate(sub)
