@@ -1,0 +1,217 @@
+"""Long audio: streamed reading, silence cuts, stitching, and a 25-minute file transcribed in
+bounded memory with the same words and times as its clips transcribed one by one."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from speech_rnn.audio import load_audio
+from speech_rnn.errors import AudioError
+from speech_rnn.longform import (ChunkOptions, array_blocks, find_cut, group_segments,
+                                 iter_chunks, owned, stream_audio)
+from speech_rnn.transcribe import Word
+
+HERE = Path(__file__).resolve().parent
+FIXTURE_MODEL = HERE / "fixtures" / "digits_model"
+SR = 16000
+
+
+def bursts(seconds, pauses, seed=0):
+    """Noise "speech" everywhere except the given (start, end) pauses (faint noise)."""
+    rng = np.random.default_rng(seed)
+    audio = (rng.standard_normal(int(seconds * SR)) * 0.2).astype(np.float32)
+    for start, end in pauses:
+        audio[int(start * SR):int(end * SR)] *= 0.003
+    return audio
+
+
+def check_partition(chunks, audio, options):
+    """Cores tile the stream; each chunk's audio is the stream's samples with overlaps."""
+    assert chunks[0].core_start == 0 and chunks[-1].core_end == len(audio)
+    overlap = int(options.overlap_s * SR)
+    for a, b in zip(chunks, chunks[1:]):
+        assert a.core_end == b.core_start
+    for c in chunks:
+        assert c.core_end - c.core_start <= options.max_chunk_s * SR
+        assert c.start == max(0, c.core_start - overlap)
+        assert c.start + len(c.audio) == min(len(audio), c.core_end + overlap)
+        np.testing.assert_array_equal(c.audio, audio[c.start:c.start + len(c.audio)])
+
+
+def test_cuts_fall_in_pauses_and_chunks_tile_the_stream():
+    pauses = [(t, t + 0.25) for t in np.arange(3.0, 118.0, 4.3)]
+    audio = bursts(120, pauses)
+    options = ChunkOptions()
+    chunks = list(iter_chunks(array_blocks(audio, SR, 7.0), SR, options))
+    check_partition(chunks, audio, options)
+    assert len(chunks) == 5
+    for c in chunks[:-1]:
+        cut = c.core_end / SR
+        assert c.core_end - c.core_start >= options.min_chunk_s * SR
+        assert any(s <= cut <= e for s, e in pauses), cut
+
+
+def test_chunks_do_not_depend_on_the_read_block_size():
+    audio = bursts(95, [(t, t + 0.2) for t in np.arange(2.0, 90.0, 3.1)], seed=1)
+    first = list(iter_chunks(array_blocks(audio, SR, 10.0), SR))
+    for block_s in (0.37, 3.0, 31.0, 200.0):
+        other = list(iter_chunks(array_blocks(audio, SR, block_s), SR))
+        assert [(c.start, c.core_start, c.core_end) for c in other] == \
+            [(c.start, c.core_start, c.core_end) for c in first]
+
+
+def test_sound_without_pauses_is_cut_at_the_quietest_moment():
+    audio = bursts(70, [])
+    audio[int(25.123 * SR):int(25.133 * SR)] *= 0.01          # one quiet 10 ms dip
+    options = ChunkOptions(min_silence_s=0.01)
+    chunks = list(iter_chunks(array_blocks(audio, SR), SR, options))
+    check_partition(chunks, audio, options)
+    assert abs(chunks[0].core_end / SR - 25.128) < 0.011
+    assert find_cut(audio, 0, len(audio), SR, options) == chunks[0].core_end
+
+
+def test_short_audio_is_one_chunk_of_exactly_the_clip():
+    audio = bursts(29.5, [(10, 11)])
+    chunks = list(iter_chunks(array_blocks(audio, SR, 4.0), SR))
+    assert len(chunks) == 1 and chunks[0].core_end == len(audio)
+    np.testing.assert_array_equal(chunks[0].audio, audio)
+
+
+def test_words_at_cuts_belong_to_exactly_one_chunk():
+    audio = bursts(61, [(t, t + 0.3) for t in range(2, 60, 3)])
+    chunks = list(iter_chunks(array_blocks(audio, SR), SR))
+    words = [Word(t / 10, t / 10 + 0.2, "w", 1.0) for t in range(0, 605)]
+    kept = [w for c in chunks for w in owned(words, c, SR)]
+    assert kept == words
+
+
+def test_segments_split_at_pauses_and_length():
+    words = [Word(0.0, 0.3, "a", 1), Word(0.4, 0.6, "b", 1), Word(1.5, 1.8, "c", 1)]
+    assert group_segments(words) == [(0.0, 0.6, "a b"), (1.5, 1.8, "c")]
+    many = [Word(i * 0.5, i * 0.5 + 0.4, "w", 1) for i in range(40)]
+    segments = group_segments(many, max_segment_s=8.0)
+    assert all(e - s <= 8.0 for s, e, _ in segments)
+    assert " ".join(t for _, _, t in segments) == " ".join(["w"] * 40)
+
+
+def test_streamed_reading_matches_loading_whole(tmp_path, fsdd_dir):
+    clips = [soundfile.read(str(p), dtype="float32")[0]
+             for p in sorted(fsdd_dir.glob("*_theo_1*.wav"))[:40]]
+    path = tmp_path / "joined.wav"
+    soundfile.write(str(path), np.concatenate(clips), 8000, subtype="PCM_16")
+    whole = load_audio(path, SR)
+    for block_s in (0.5, 3.0):
+        streamed = np.concatenate(list(stream_audio(path, SR, block_s)))
+        assert len(streamed) == len(whole)
+        np.testing.assert_allclose(streamed, whole, atol=1e-6)
+
+
+def test_stream_errors_name_the_file(tmp_path):
+    with pytest.raises(AudioError, match="not found"):
+        list(stream_audio(tmp_path / "missing.wav", SR))
+    bad = tmp_path / "nan.wav"
+    soundfile.write(str(bad), np.array([0.1, np.nan, 0.2] * 100, np.float32), SR,
+                    subtype="FLOAT")
+    with pytest.raises(AudioError, match="nan.wav: audio contains NaN"):
+        list(stream_audio(bad, SR))
+
+
+# -- a long file, end to end ----------------------------------------------------------------------
+MEASURE = r"""
+import json, resource, sys, tracemalloc
+from speech_rnn import load_model
+
+def rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+model, long_path, warm_path, out = sys.argv[1:]
+recognizer = load_model(model)
+recognizer.transcribe(warm_path)         # the same code path on 3 minutes: allocator warm
+before = rss_mb()
+tracemalloc.start()
+result = recognizer.transcribe(long_path)
+peak = tracemalloc.get_traced_memory()[1] / 2**20
+tracemalloc.stop()
+json.dump({"rss_before_mb": before, "rss_after_mb": rss_mb(), "traced_peak_mb": peak,
+           "duration": result.duration, "segments": len(result.segments),
+           "words": [[w.word, w.start, w.end] for w in result.words]}, open(out, "w"))
+"""
+LONG_MINUTES = 25
+RSS_GROWTH_BOUND_MB = 48      # the whole file as float32 at 16 kHz alone would be 96 MB
+TRACED_PEAK_BOUND_MB = 32
+
+
+def write_long_file(path, utterances, minutes, rng):
+    """Shuffled repeats of ``utterances`` (8 kHz) written block by block; returns the
+    (utterance index, start s, end s) of every occurrence."""
+    placed, position, total = [], 0, int(minutes * 60 * 8000)
+    with soundfile.SoundFile(str(path), "w", 8000, 1, subtype="PCM_16") as f:
+        while position < total:
+            for k in rng.permutation(len(utterances)):
+                audio = utterances[k].audio
+                f.write(audio)
+                placed.append((int(k), position / 8000, (position + len(audio)) / 8000))
+                position += len(audio)
+                if position >= total:
+                    break
+    return placed
+
+
+@pytest.fixture(scope="module")
+def long_run(tmp_path_factory, fsdd_dir):
+    if not (FIXTURE_MODEL / "best.keras").is_file():
+        pytest.skip("fixture model missing: run tests/fixtures/make_digits_model.py")
+    from fixtures.digits import connected_digits
+    tmp = tmp_path_factory.mktemp("long")
+    utterances = connected_digits(fsdd_dir, "test", 40, seed=11)
+    rng = np.random.default_rng(0)
+    placed = write_long_file(tmp / "long.wav", utterances, LONG_MINUTES, rng)
+    write_long_file(tmp / "warm.wav", utterances, 3, rng)
+    proc = subprocess.run([sys.executable, "-c", MEASURE, str(FIXTURE_MODEL), str(tmp / "long.wav"),
+                           str(tmp / "warm.wav"), str(tmp / "out.json")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return utterances, placed, json.loads((tmp / "out.json").read_text())
+
+
+def test_long_file_memory_is_flat(long_run):
+    _, placed, out = long_run
+    assert out["duration"] == pytest.approx(placed[-1][2], abs=0.01)
+    assert out["duration"] >= LONG_MINUTES * 60
+    growth = out["rss_after_mb"] - out["rss_before_mb"]
+    print(f"\npeak RSS {out['rss_before_mb']:.0f} MB after 3 min, {out['rss_after_mb']:.0f} MB "
+          f"after {out['duration'] / 60:.1f} min (+{growth:.1f} MB); traced peak "
+          f"{out['traced_peak_mb']:.1f} MB")
+    assert growth < RSS_GROWTH_BOUND_MB
+    assert out["traced_peak_mb"] < TRACED_PEAK_BOUND_MB
+
+
+def test_long_file_words_and_times_match_the_clips_one_by_one(long_run):
+    from speech_rnn import load_model
+    utterances, placed, out = long_run
+    recognizer = load_model(FIXTURE_MODEL)
+    alone = [recognizer.transcribe(u.audio, sample_rate=8000).words for u in utterances]
+    long_words = out["words"]
+    starts = np.array([(w[1] + w[2]) / 2 for w in long_words])
+    same_words = same_times = total_words = 0
+    worst = 0.0
+    for k, start, end in placed:
+        inside = [long_words[i] for i in np.flatnonzero((starts >= start) & (starts < end))]
+        expected = [(w.word, w.start + start, w.end + start) for w in alone[k]]
+        total_words += len(expected)
+        if [w[0] for w in inside] == [w[0] for w in expected]:
+            same_words += 1
+            errors = [max(abs(a[1] - b[1]), abs(a[2] - b[2])) for a, b in zip(inside, expected)]
+            same_times += all(e <= 0.031 for e in errors)
+            worst = max([worst] + errors)
+    print(f"\n{len(placed)} clips, {total_words} words: {same_words} clips with the same words, "
+          f"{same_times} also with times within one frame; worst {worst * 1000:.0f} ms")
+    assert same_words >= 0.97 * len(placed)
+    assert same_times >= 0.95 * len(placed)
+    assert worst <= 0.1
