@@ -187,8 +187,13 @@ def train(train_manifests, dev_manifest, out_dir, config: Config | None = None,
                                            ("best_loss", np.inf, tf.float64),
                                            ("evals_since_best", 0, tf.int64),
                                            ("evals_since_anneal", 0, tf.int64))}
+    # Dropout's random-number states are not reached through the model's trackable
+    # children; name them explicitly so a resumed run draws the same masks.
+    rng_states = {f"state_{i}": v.value for i, v in enumerate(acoustic.non_trainable_variables)
+                  if "seed_generator" in v.path}
     checkpoint = tf.train.Checkpoint(model=trainer, optimizer=optimizer,
-                                     lr_scale=schedule.scale, **progress)
+                                     lr_scale=schedule.scale,
+                                     rng=tf.train.Checkpoint(**rng_states), **progress)
     manager = tf.train.CheckpointManager(checkpoint, run.checkpoints, max_to_keep=tc.keep_checkpoints)
     restored = _restore_latest(checkpoint, manager, log)
     state = TrainState(epoch=int(progress["epoch"].numpy()),
