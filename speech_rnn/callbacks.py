@@ -28,7 +28,8 @@ LOG_EVERY = 10
 
 class TrainingHooks(keras.callbacks.Callback):
     def __init__(self, *, run, config, trainer, optimizer, schedule, manager, progress, state,
-                 forward, vocab, extractor, dev_examples, dev_dataset, train_examples, log):
+                 forward, vocab, extractor, dev_examples, dev_dataset, train_examples, log,
+                 strategy=None):
         super().__init__()
         import tensorflow as tf
         self.run, self.config, self.trainer = run, config, trainer
@@ -37,6 +38,12 @@ class TrainingHooks(keras.callbacks.Callback):
         self.vocab, self.extractor = vocab, extractor
         self.dev_examples, self.dev_dataset = dev_examples, dev_dataset
         self.train_examples, self.log = train_examples, log
+        self.strategy = strategy
+        # Several workers must stop at the same step, or the others wait forever in an
+        # all-reduce: wall-clock and signal stops are agreed on at epoch ends.
+        self.multiworker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        self._pending_stop = ""
+        self._agreed_stop = ""
         self.train_writer = tf.summary.create_file_writer(str(run.tensorboard / "train"))
         self.dev_writer = tf.summary.create_file_writer(str(run.tensorboard / "dev"))
         self.started = time.monotonic()
@@ -81,6 +88,10 @@ class TrainingHooks(keras.callbacks.Callback):
         self._epoch_complete = True  # cleared when a stop interrupts the epoch
 
     def end_epoch(self) -> None:
+        if self.multiworker and not self.state.stop_reason:
+            from .distribute import agree
+            if agree(self.strategy, bool(self._pending_stop)):
+                self._agreed_stop = self._pending_stop or "stopped by another worker"
         if self._epoch_complete and not self.state.stop_reason:
             self.state.epoch += 1
             self.state.batch_in_epoch = 0
@@ -88,6 +99,8 @@ class TrainingHooks(keras.callbacks.Callback):
                 self.evaluate()
             save_keras_atomic(self.trainer.acoustic_model, self.run.last_model)
         self.save_checkpoint()
+        if self._agreed_stop:
+            self._stop(self._agreed_stop)
 
     # -- Keras hooks -----------------------------------------------------------------
     def on_train_begin(self, logs=None):
@@ -124,10 +137,12 @@ class TrainingHooks(keras.callbacks.Callback):
             self.save_checkpoint()
         if tc.eval_every_steps and step % tc.eval_every_steps == 0 and self.dev_examples:
             self.evaluate()
-        if self.stop_requested:
-            self._interrupt(self.stop_requested)
-        elif time.monotonic() >= self.deadline:
-            self._interrupt(f"time budget of {tc.max_minutes:g} min reached")
+        wanted = self.stop_requested or (f"time budget of {tc.max_minutes:g} min reached"
+                                         if time.monotonic() >= self.deadline else "")
+        if wanted and self.multiworker:
+            self._pending_stop = wanted
+        elif wanted:
+            self._interrupt(wanted)
         elif tc.max_steps and step >= tc.max_steps:
             self._interrupt(f"reached train.max_steps={tc.max_steps}")
 

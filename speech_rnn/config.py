@@ -93,6 +93,9 @@ class TrainConfig:
     strict: bool = False              # stop on any bad example instead of dropping it
     verify_audio: bool = True         # decode every file in the pre-flight check
     deterministic: bool = False       # deterministic TF ops (bit-exact resume; slower)
+    strategy: str = "auto"            # auto | default | mirrored | multiworker
+    scale_lr: bool = False            # learning rate x replicas (linear scaling rule)
+    mixed_precision: bool = False     # float16 on GPU (loss-scaled), bfloat16 on CPU
 
 
 @dataclass(frozen=True)
@@ -215,6 +218,7 @@ def _build(cls, data: dict, where: str):
 _CHOICES = {
     ("normalization",): ("global", "utterance", "none"),
     ("unknown",): ("drop", "error"),
+    ("strategy",): ("auto", "default", "mirrored", "multiworker"),
 }
 
 

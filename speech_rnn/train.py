@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import signal
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,11 +53,12 @@ def _log(message: str) -> None:
     print(message, flush=True)
 
 
-def _resolve_config(run: RunFolder, requested: Config | None, log) -> Config:
+def _resolve_config(run: RunFolder, requested: Config | None, log, write: bool = True) -> Config:
     if not run.exists():
         config = requested or Config()
-        run.root.mkdir(parents=True, exist_ok=True)
-        config.save(run.config)
+        if write:
+            run.root.mkdir(parents=True, exist_ok=True)
+            config.save(run.config)
         return config
     saved = Config.load(run.config)
     if requested is None:
@@ -69,7 +72,8 @@ def _resolve_config(run: RunFolder, requested: Config | None, log) -> Config:
                           "resume without changing them, or train into a new --out folder")
     if saved.train != requested.train:
         log("resuming with an updated train section of the config")
-        requested.save(run.config)
+        if write:
+            requested.save(run.config)
     return requested
 
 
@@ -107,38 +111,76 @@ def train(train_manifests, dev_manifest, out_dir, config: Config | None = None,
 
     ``train_manifests``: one manifest or several; with ``train_weights`` (one per manifest)
     each epoch draws from the manifests in those proportions, else it uses every utterance
-    once.
+    once. ``config.train.strategy`` picks the ``tf.distribute`` strategy; under several
+    workers only the chief writes ``out_dir``.
     """
     import keras
     import tensorflow as tf
 
-    from .evaluate import make_forward
-    from .model import build_model, count_parameters
-    from .pipeline import bucket_boundaries, compute_feature_stats, label_pad_length, make_dataset
-    from .trainer import CTCTrainer, WarmupAnnealSchedule
+    from .distribute import cluster_from_env, make_strategy
 
     # One epoch is one pass over a dataset of unknown length: Keras warns when it ends.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
     run = RunFolder(out_dir)
+    cluster = cluster_from_env()
+    # The chief writes the run folder; other workers write to a folder of their own.
+    own = run if cluster.is_chief else RunFolder(tempfile.mkdtemp(prefix="speech_rnn_worker_"))
     resuming = run.exists()
-    config = _resolve_config(run, config, log)
+    config = _resolve_config(run, config, log, write=cluster.is_chief)
     tc = config.train
     keras.utils.set_random_seed(tc.seed)
     if tc.deterministic:
         tf.config.experimental.enable_op_determinism()
-    log(f"{'resuming' if resuming else 'new'} run: {run.root}")
+    strategy, strategy_kind = make_strategy(tc.strategy)
+    replicas = strategy.num_replicas_in_sync
+    log(f"{'resuming' if resuming else 'new'} run: {run.root} ({strategy_kind} strategy, "
+        f"{replicas} replica(s), batch {tc.batch_size} per replica = {tc.batch_size * replicas} "
+        f"global{', this worker is not the chief' if not cluster.is_chief else ''})")
+    try:
+        data = _prepare_data(train_manifests, train_weights, dev_manifest, run, own, config, log)
+        policy = _mixed_precision_policy(tc.mixed_precision)
+        try:
+            with strategy.scope():
+                parts = _build_training(config, data, replicas, strategy_kind, log)
+            return _fit(run, own, config, data, parts, strategy, strategy_kind, replicas,
+                        train_weights, log, verbose)
+        finally:
+            if policy:
+                keras.mixed_precision.set_global_policy("float32")
+    finally:
+        if not cluster.is_chief:
+            shutil.rmtree(own.root, ignore_errors=True)
 
+
+@dataclass
+class _Data:
+    vocab: Vocabulary
+    train_paths: list
+    train_examples: list
+    dev_examples: tuple
+    sources: list | None
+    extractor: FeatureExtractor
+    cache_path: Path | None
+    label_length: int
+    boundaries: list
+
+
+def _prepare_data(train_manifests, train_weights, dev_manifest, run, own, config, log) -> _Data:
+    """Manifests -> pre-flight -> vocabulary and feature statistics (read from the run when
+    resuming, else computed and written to this process's own folder)."""
+    from .pipeline import bucket_boundaries, compute_feature_stats, label_pad_length
+    tc = config.train
     train_paths = [train_manifests] if isinstance(train_manifests, (str, Path)) else list(train_manifests)
     if train_weights is not None and (len(train_weights) != len(train_paths)
                                       or any(w <= 0 for w in train_weights)):
         raise ConfigError("give one positive weight per training manifest")
     per_source = [_load_examples([p], None, config, f"train[{Path(p).name}]", log)
                   for p in train_paths]
-    if resuming and run.vocab.is_file():
+    if run.vocab.is_file():
         vocab = Vocabulary.load(run.vocab)
     else:
         vocab = _build_vocab([u for utts in per_source for u in utts], config)
-        vocab.save(run.vocab)
+        vocab.save(own.vocab)
     log(f"vocabulary: {len(vocab.chars)} characters + blank: {''.join(vocab.chars)!r}")
     train_examples, sources = [], []
     for path, utts, weight in zip(train_paths, per_source, train_weights or [1.0] * len(train_paths)):
@@ -152,35 +194,68 @@ def train(train_manifests, dev_manifest, out_dir, config: Config | None = None,
         dev_examples = preflight(dev_utts, vocab, config, "dev", tc.strict, log)
 
     dim = feature_dim(config.features)
-    cache_path = run.cache / "train_logmel" if tc.cache else None
+    cache_path = own.cache / "train_logmel" if tc.cache else None
+    stats = None
     if config.features.normalization == "global":
         if run.feature_stats.is_file():
             stats = FeatureStats.load(run.feature_stats, dim)
         else:
             raw = FeatureExtractor(config.features, config.audio.sample_rate)
             stats = compute_feature_stats(train_examples, config, raw, cache_path, sources)
-            stats.save(run.feature_stats)
-    else:
-        stats = None
+            stats.save(own.feature_stats)
     extractor = FeatureExtractor(config.features, config.audio.sample_rate, stats)
+    everything = list(train_examples) + list(dev_examples)
+    return _Data(vocab, train_paths, train_examples, dev_examples, sources, extractor,
+                 cache_path, label_pad_length(everything), bucket_boundaries(everything, config))
 
-    all_examples = list(train_examples) + list(dev_examples)
-    label_length = label_pad_length(all_examples)
-    boundaries = bucket_boundaries(all_examples, config)
 
-    acoustic = build_model(config.model, window_dim(config.features), vocab.num_classes)
-    schedule = WarmupAnnealSchedule(tc.learning_rate, tc.warmup_steps)
-    optimizer = keras.optimizers.Adam(learning_rate=schedule)
-    trainer = CTCTrainer(acoustic, vocab.blank_id, tc.batch_size, tc.clipnorm)
+def _mixed_precision_policy(enabled: bool):
+    """float16 on a GPU (with loss scaling), bfloat16 on a CPU; None when off."""
+    if not enabled:
+        return None
+    import keras
+    import tensorflow as tf
+    policy = "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+@dataclass
+class _Parts:
+    acoustic: object
+    trainer: object
+    optimizer: object
+    schedule: object
+    checkpoint: object
+    progress: dict
+
+
+def _build_training(config, data: _Data, replicas: int, strategy_kind: str, log) -> _Parts:
+    """Model, optimizer, trainer and checkpoint; call inside the strategy's scope."""
+    import keras
+    import tensorflow as tf
+
+    from .model import build_model, count_parameters
+    from .pipeline import make_dataset
+    from .trainer import CTCTrainer, WarmupAnnealSchedule, make_optimizer
+    tc = config.train
+    acoustic = build_model(config.model, window_dim(config.features), data.vocab.num_classes)
+    # Linear scaling rule: the global batch grows with the replicas, so does the rate;
+    # the warm-up keeps the first steps stable.
+    base_lr = tc.learning_rate * (replicas if tc.scale_lr else 1)
+    schedule = WarmupAnnealSchedule(base_lr, tc.warmup_steps)
+    optimizer = make_optimizer(schedule, tc.clipnorm, replicas,
+                               keras.mixed_precision.global_policy().name == "mixed_float16")
+    trainer = CTCTrainer(acoustic, data.vocab.blank_id, tc.batch_size)
     trainer.compile(optimizer=optimizer, jit_compile=tc.jit_compile)
-    probe = make_dataset(train_examples[:1], config, extractor, training=False,
-                         label_length=label_length, boundaries=boundaries)
-    trainer(next(iter(probe)))              # create the weights ...
+    probe = make_dataset(data.train_examples[:1], config, data.extractor, training=False,
+                         label_length=data.label_length, boundaries=data.boundaries)
+    trainer(next(iter(probe)))                    # create the weights ...
     optimizer.build(trainer.trainable_variables)  # ... and the optimizer slots, before restore
     log(f"model: {config.model.lstm_layers} x BiLSTM({config.model.lstm_units}), "
         f"{count_parameters(acoustic):,} parameters, input {window_dim(config.features)} "
-        f"({config.features.stack} frames every {config.features.stride})")
-
+        f"({config.features.stack} frames every {config.features.stride}); "
+        f"learning rate {base_lr:g}{' (scaled by replicas)' if tc.scale_lr else ''}")
     progress = {name: tf.Variable(value, trainable=False, dtype=dtype, name=name)
                 for name, value, dtype in (("epoch", 0, tf.int64), ("batch_in_epoch", 0, tf.int64),
                                            ("best_wer", np.inf, tf.float64),
@@ -194,42 +269,60 @@ def train(train_manifests, dev_manifest, out_dir, config: Config | None = None,
     checkpoint = tf.train.Checkpoint(model=trainer, optimizer=optimizer,
                                      lr_scale=schedule.scale,
                                      rng=tf.train.Checkpoint(**rng_states), **progress)
-    manager = tf.train.CheckpointManager(checkpoint, run.checkpoints, max_to_keep=tc.keep_checkpoints)
-    restored = _restore_latest(checkpoint, manager, log)
-    state = TrainState(epoch=int(progress["epoch"].numpy()),
-                       batch_in_epoch=int(progress["batch_in_epoch"].numpy()),
-                       best_wer=float(progress["best_wer"].numpy()),
-                       best_loss=float(progress["best_loss"].numpy()),
-                       evals_since_best=int(progress["evals_since_best"].numpy()),
-                       evals_since_anneal=int(progress["evals_since_anneal"].numpy()))
-    if restored:
-        log(f"restored {restored}: epoch {state.epoch}, batch {state.batch_in_epoch}, "
-            f"step {int(optimizer.iterations.numpy())}")
+    return _Parts(acoustic, trainer, optimizer, schedule, checkpoint, progress)
 
-    write_env(run, tc.seed, {"resumed_from": restored, "replicas": 1, "strategy": "default",
-                             "train_manifests": [str(p) for p in train_paths],
-                             "train_weights": train_weights})
-    dev_dataset = (make_dataset(dev_examples, config, extractor, training=False,
-                                label_length=label_length, boundaries=boundaries)
-                   if dev_examples else None)
+
+def _fit(run, own, config, data: _Data, parts: _Parts, strategy, strategy_kind, replicas,
+         train_weights, log, verbose) -> dict:
+    """Restore, then one ``fit`` per epoch until the budget, a stop or the last epoch."""
+    import tensorflow as tf
 
     from .callbacks import TrainingHooks
-    hooks = TrainingHooks(run=run, config=config, trainer=trainer, optimizer=optimizer,
-                          schedule=schedule, manager=manager, progress=progress, state=state,
-                          forward=make_forward(acoustic), vocab=vocab, extractor=extractor,
-                          dev_examples=dev_examples, dev_dataset=dev_dataset,
-                          train_examples=train_examples, log=log)
+    from .evaluate import make_forward
+    from .pipeline import make_dataset
+    tc = config.train
+    # Every worker resumes from the run folder's checkpoints; each saves to its own folder.
+    restore_from = tf.train.CheckpointManager(parts.checkpoint, run.checkpoints,
+                                              max_to_keep=tc.keep_checkpoints)
+    restored = _restore_latest(parts.checkpoint, restore_from, log)
+    manager = restore_from if own is run else tf.train.CheckpointManager(
+        parts.checkpoint, own.checkpoints, max_to_keep=tc.keep_checkpoints)
+    p = parts.progress
+    state = TrainState(epoch=int(p["epoch"].numpy()),
+                       batch_in_epoch=int(p["batch_in_epoch"].numpy()),
+                       best_wer=float(p["best_wer"].numpy()),
+                       best_loss=float(p["best_loss"].numpy()),
+                       evals_since_best=int(p["evals_since_best"].numpy()),
+                       evals_since_anneal=int(p["evals_since_anneal"].numpy()))
+    if restored:
+        log(f"restored {restored}: epoch {state.epoch}, batch {state.batch_in_epoch}, "
+            f"step {int(parts.optimizer.iterations.numpy())}")
+    write_env(own, tc.seed, {"resumed_from": restored, "strategy": strategy_kind,
+                             "replicas": replicas, "batch_per_replica": tc.batch_size,
+                             "global_batch": tc.batch_size * replicas,
+                             "train_manifests": [str(x) for x in data.train_paths],
+                             "train_weights": train_weights})
+    global_batch = tc.batch_size * replicas
+    dev_dataset = (make_dataset(data.dev_examples, config, data.extractor, training=False,
+                                label_length=data.label_length, boundaries=data.boundaries)
+                   if data.dev_examples else None)
+    hooks = TrainingHooks(run=own, config=config, trainer=parts.trainer,
+                          optimizer=parts.optimizer, schedule=parts.schedule, manager=manager,
+                          progress=p, state=state, forward=make_forward(parts.acoustic),
+                          vocab=data.vocab, extractor=data.extractor,
+                          dev_examples=data.dev_examples, dev_dataset=dev_dataset,
+                          train_examples=data.train_examples, log=log, strategy=strategy)
     previous_handlers = _install_signal_handlers(hooks)
     try:
         while state.epoch < tc.epochs and not state.stop_reason:
-            dataset = make_dataset(train_examples, config, extractor, training=True,
-                                   epoch=state.epoch, cache_path=cache_path,
+            dataset = make_dataset(data.train_examples, config, data.extractor, training=True,
+                                   epoch=state.epoch, cache_path=data.cache_path,
                                    skip_batches=state.batch_in_epoch,
-                                   label_length=label_length, boundaries=boundaries,
-                                   sources=sources)
+                                   label_length=data.label_length, boundaries=data.boundaries,
+                                   sources=data.sources, batch_size=global_batch)
             hooks.begin_epoch()
-            trainer.fit(dataset, epochs=state.epoch + 1, initial_epoch=state.epoch,
-                        callbacks=[hooks], verbose=verbose, shuffle=False)
+            parts.trainer.fit(dataset, epochs=state.epoch + 1, initial_epoch=state.epoch,
+                              callbacks=[hooks], verbose=verbose, shuffle=False)
             hooks.end_epoch()
         if not state.stop_reason:
             state.stop_reason = f"finished {tc.epochs} epochs"
