@@ -26,6 +26,16 @@ from .runfolder import append_history, guarded_save, save_keras_atomic
 LOG_EVERY = 10
 
 
+def weights_digest(model) -> str:
+    """SHA-256 of the model's weights: equal digests mean bit-identical models (workers of
+    one multi-worker run must agree)."""
+    import hashlib
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    return digest.hexdigest()
+
+
 class TrainingHooks(keras.callbacks.Callback):
     def __init__(self, *, run, config, trainer, optimizer, schedule, manager, progress, state,
                  forward, vocab, extractor, dev_examples, dev_dataset, train_examples, log,
@@ -129,7 +139,7 @@ class TrainingHooks(keras.callbacks.Callback):
             rate = (seconds - self._rate_mark[1]) / max(1e-9, now - self._rate_mark[0])
             self._rate_mark = (now, seconds)
             with self.train_writer.as_default(step=step):
-                tf.summary.scalar("loss", logs["loss"])
+                tf.summary.scalar("loss", float(np.mean(logs["loss"])))
                 tf.summary.scalar("learning_rate", float(self.schedule(step)))
                 tf.summary.scalar("audio_seconds_per_second", rate)
                 tf.summary.scalar("epoch", self.state.epoch)
@@ -150,7 +160,7 @@ class TrainingHooks(keras.callbacks.Callback):
         import tensorflow as tf
         if logs and "loss" in logs:
             with self.train_writer.as_default(step=self.step):
-                tf.summary.scalar("epoch_loss", logs["loss"])
+                tf.summary.scalar("epoch_loss", float(np.mean(logs["loss"])))
 
     def _interrupt(self, reason: str) -> None:
         """Stop inside an epoch: the checkpoint keeps the position for the resume."""
@@ -272,7 +282,9 @@ class TrainingHooks(keras.callbacks.Callback):
             "signal": self.signal,
             "failed": self.failed,
         }
+        metrics["weights_sha256"] = weights_digest(self.trainer.acoustic_model)
         atomic_write_json(self.run.metrics, metrics)
         self.close()
+        self.log(f"final weights sha256 {metrics['weights_sha256']}")
         self.log(f"{self.state.stop_reason}; run folder: {self.run.root}")
         return metrics

@@ -52,16 +52,17 @@ def make_strategy(name: str):
     if name not in STRATEGIES:
         raise ConfigError(f"strategy {name!r} is not one of {', '.join(STRATEGIES)}")
     cluster = cluster_from_env()
+    # Listing logical devices starts TensorFlow's runtime, after which a multi-worker
+    # strategy can no longer be set up: decide that case from TF_CONFIG alone.
+    if name == "multiworker" or (name == "auto" and cluster.workers > 1):
+        return tf.distribute.MultiWorkerMirroredStrategy(), "multiworker"
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
-        name = "multiworker" if cluster.workers > 1 else "mirrored" if len(gpus) > 1 else "default"
+        name = "mirrored" if len(gpus) > 1 else "default"
     if name == "default":
         return tf.distribute.get_strategy(), "default"
-    if name == "mirrored":
-        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
-        devices = [d.name for d in gpus] or cpus
-        return tf.distribute.MirroredStrategy(devices=devices), "mirrored"
-    return tf.distribute.MultiWorkerMirroredStrategy(), "multiworker"
+    cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(devices=[d.name for d in gpus] or cpus), "mirrored"
 
 
 def agree(strategy, flag: bool) -> bool:
@@ -70,4 +71,4 @@ def agree(strategy, flag: bool) -> bool:
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return flag
     votes = strategy.run(lambda: tf.constant(1 if flag else 0, tf.int32))
-    return bool(strategy.reduce(tf.distribute.ReduceOp.MAX, votes, axis=None).numpy() > 0)
+    return bool(strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None).numpy() > 0)

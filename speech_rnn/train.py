@@ -122,6 +122,10 @@ def train(train_manifests, dev_manifest, out_dir, config: Config | None = None,
     # One epoch is one pass over a dataset of unknown length: Keras warns when it ends.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
     run = RunFolder(out_dir)
+    # The strategy comes first: a multi-worker one must be set up before TensorFlow runs
+    # any operation in this process.
+    requested_strategy = (config or (Config.load(run.config) if run.exists() else Config())).train.strategy
+    strategy, strategy_kind = make_strategy(requested_strategy)
     cluster = cluster_from_env()
     # The chief writes the run folder; other workers write to a folder of their own.
     own = run if cluster.is_chief else RunFolder(tempfile.mkdtemp(prefix="speech_rnn_worker_"))
@@ -131,7 +135,6 @@ def train(train_manifests, dev_manifest, out_dir, config: Config | None = None,
     keras.utils.set_random_seed(tc.seed)
     if tc.deterministic:
         tf.config.experimental.enable_op_determinism()
-    strategy, strategy_kind = make_strategy(tc.strategy)
     replicas = strategy.num_replicas_in_sync
     log(f"{'resuming' if resuming else 'new'} run: {run.root} ({strategy_kind} strategy, "
         f"{replicas} replica(s), batch {tc.batch_size} per replica = {tc.batch_size * replicas} "

@@ -83,6 +83,15 @@ class CTCTrainer(keras.Model):
     def metrics(self):
         return [self.loss_tracker]
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras builds the model from a first batch it averages across replicas; on a
+        # multi-worker strategy that fails for dict batches (the reduce wants one tensor).
+        # train() builds the model and the optimizer before fit, so there is nothing left
+        # to build, exactly as without a strategy, where Keras skips this step too.
+        if self.built and self.optimizer is not None and self.optimizer.built:
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     def train_step(self, batch):
         variables = self.trainable_variables
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
@@ -121,10 +130,18 @@ class CTCTrainer(keras.Model):
         self.loss_tracker.update_state(local_sum / tf.maximum(count, 1.0),
                                        sample_weight=tf.cast(finite, tf.float32))
         self.audio_seconds.assign_add(tf.reduce_sum(tf.cast(batch["audio_seconds"], tf.float64)))
-        return {"loss": self.loss_tracker.result()}
+        return {"loss": self._log_value(self.loss_tracker.result())}
 
     def test_step(self, batch):
         logits = self(batch, training=False)
         loss = tf.reduce_mean(ctc_loss(batch, logits, self.blank_id))
         self.loss_tracker.update_state(loss)
-        return {"loss": self.loss_tracker.result()}
+        return {"loss": self._log_value(self.loss_tracker.result())}
+
+    @staticmethod
+    def _log_value(value):
+        # Keras averages step outputs over a multi-worker strategy along axis 0, which a
+        # scalar lacks; give it one there (the hooks read logs as plain floats).
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            return tf.reshape(value, [1])
+        return value
