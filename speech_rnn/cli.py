@@ -432,6 +432,14 @@ def _add_recipe(sub):
     p.set_defaults(func=recipes.run)
 
 
+def _add_bench(sub):
+    from . import bench
+    p = sub.add_parser("bench", help="speed benchmarks, side by side: pipeline, training, "
+                                     "inference, scaling, roofline",
+                       description=bench.__doc__.splitlines()[0])
+    bench.add_arguments(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     parser = argparse.ArgumentParser(prog="speech-rnn", description=__doc__.splitlines()[0])
@@ -445,6 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_transcribe(sub)
     _add_lm(sub)
+    _add_bench(sub)
     return parser
 
 
