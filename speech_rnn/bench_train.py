@@ -29,9 +29,10 @@ def build_trainer(config: Config, vocab, extractor, examples, label_length: int,
     return _build_training(config, data, 1, "default", lambda message: None).trainer
 
 
-def _fit_seconds(trainer, dataset) -> float:
+def _fit_seconds(trainer, make) -> float:
+    """One epoch: build the dataset with ``make()`` (as training does every epoch) and fit."""
     start = clock()
-    trainer.fit(dataset, epochs=1, verbose=0, shuffle=False)
+    trainer.fit(make(), epochs=1, verbose=0, shuffle=False)
     return clock() - start
 
 
@@ -73,16 +74,16 @@ def run(spec: dict) -> dict:
             padded_w += int(batch["features"].shape[0] * batch["features"].shape[1])
             batches += 1
         trainer = build_trainer(config, vocab, extractor, examples, label_length, boundaries)
-        warmup = _fit_seconds(trainer, memory)      # traces / XLA-compiles every shape
+        warmup = _fit_seconds(trainer, lambda m=memory: m)   # traces / XLA-compiles shapes
         setups[name] = dict(config=config, real=real, memory=memory, trainer=trainer,
                             audio=audio, batches=batches, warmup=warmup,
                             efficiency=true_w / max(1, padded_w), real_t=[], memory_t=[])
 
     for _ in range(int(spec["repeats"])):
         for name, s in setups.items():
-            s["real_t"].append(_fit_seconds(s["trainer"], s["real"]()))
+            s["real_t"].append(_fit_seconds(s["trainer"], s["real"]))
             if name in spec.get("input_bound", ()):
-                s["memory_t"].append(_fit_seconds(s["trainer"], s["memory"]))
+                s["memory_t"].append(_fit_seconds(s["trainer"], lambda m=s["memory"]: m))
 
     out = {"utterances": len(base_examples), "configs": {}}
     for name, s in setups.items():
