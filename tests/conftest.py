@@ -12,6 +12,17 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SPEECH_RNN_SHARED_DATA") or REPO.parent / "shared" / "data")
 
 
+def run_cli(*args, timeout=300, **kwargs):
+    """Run the installed ``speech-rnn`` console script (or the module) as a user would."""
+    import shutil
+    import subprocess
+    import sys
+    exe = shutil.which("speech-rnn")
+    command = [exe] if exe else [sys.executable, "-m", "speech_rnn.cli"]
+    return subprocess.run(command + [str(a) for a in args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO, **kwargs)
+
+
 def shared_data() -> Path:
     if not (SHARED / "kathleen").is_dir():
         pytest.skip(f"shared speech data not found at {SHARED} (set SPEECH_RNN_SHARED_DATA)")

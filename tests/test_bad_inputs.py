@@ -3,15 +3,12 @@ the real loader, manifest reader, pre-flight check and CLI; nothing reaches Tens
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import soundfile
 
-from conftest import REPO, TINY_TRAIN, short_kathleen_clips
+from conftest import TINY_TRAIN, run_cli as cli, short_kathleen_clips
 from speech_rnn.audio import load_audio
 from speech_rnn.config import Config
 from speech_rnn.errors import AudioError, ManifestError
@@ -26,13 +23,6 @@ def tone(seconds=1.0, rate=SR, channels=1, amplitude=0.5):
     t = np.arange(int(seconds * rate)) / rate
     signal = amplitude * np.sin(2 * np.pi * 440 * t)
     return np.repeat(signal[:, None], channels, axis=1) if channels > 1 else signal
-
-
-def cli(*args, timeout=300):
-    exe = shutil.which("speech-rnn")
-    command = [exe] if exe else [sys.executable, "-m", "speech_rnn.cli"]
-    return subprocess.run(command + [str(a) for a in args], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
 
 
 # -- audio ----------------------------------------------------------------------------------

@@ -10,17 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, short_kathleen_clips
+from conftest import REPO, run_cli as speech_rnn, short_kathleen_clips
 
 TINY = ["--set", "model.lstm_layers=1", "--set", "model.lstm_units=16",
         "--set", "train.batch_size=4", "--no-jit-compile", "--quiet"]
-
-
-def speech_rnn(*args, timeout=300):
-    exe = shutil.which("speech-rnn")
-    command = [exe] if exe else [sys.executable, "-m", "speech_rnn.cli"]
-    return subprocess.run(command + [str(a) for a in args], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
 
 
 @pytest.fixture(scope="module")

@@ -76,7 +76,7 @@ def assert_same_curve(run, reference):
 
 def test_mirrored_on_two_logical_cpus_matches_one_device(manifest, single_device_run):
     run = manifest.parent / "mirrored"
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
         import sys, tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +80,7 @@ def test_kill_9_then_the_same_command_resumes_to_the_same_weights(clips_manifest
     killed_at = max(checkpoint_steps(run))
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"restored" in resumed.stdout and f"step {killed_at}" in resumed.stdout, \
+    assert "restored" in resumed.stdout and f"step {killed_at}" in resumed.stdout, \
         (kill_after, resumed.stdout[-2000:])
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["steps"] == total
