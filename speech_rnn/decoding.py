@@ -7,6 +7,7 @@ the transcriber turns into word timestamps.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -187,6 +188,14 @@ class _Prefixes:
         return tuple(reversed(out))
 
 
+def _accumulate(beams: dict, node: int, pb: float, pnb: float) -> None:
+    old = beams.get(node)
+    if old is None:
+        beams[node] = (pb, pnb)
+    else:
+        beams[node] = (_logaddexp(old[0], pb), _logaddexp(old[1], pnb))
+
+
 def prefix_beam_search(logits: np.ndarray, blank_id: int, chars, beam_width: int = 16,
                        lm=None, alpha: float = 0.5, beta: float = 1.0,
                        prune_log_prob: float = math.log(1e-3),
@@ -222,13 +231,7 @@ def prefix_beam_search(logits: np.ndarray, blank_id: int, chars, beam_width: int
                       if c != blank_id]
         blank = row[blank_id]
         nxt = {}
-
-        def add(node, pb, pnb):
-            old = nxt.get(node)
-            if old is None:
-                nxt[node] = (pb, pnb)
-            else:
-                nxt[node] = (_logaddexp(old[0], pb), _logaddexp(old[1], pnb))
+        add = functools.partial(_accumulate, nxt)
 
         for node, (pb, pnb) in beams.items():
             total = _logaddexp(pb, pnb)

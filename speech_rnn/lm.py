@@ -307,11 +307,15 @@ def tune(recognizer, manifest, lm_path, alphas=(0.0, 0.25, 0.5, 0.75, 1.0, 1.5),
         log(f"skipped: {p}")
     refs, all_logits = [], []
     for utt in utterances:
-        ref = normalize_text(utt.text, recognizer.config.text)
-        if not ref:
+        try:
+            ref = normalize_text(utt.text, recognizer.config.text)
+            waveform = recognizer._waveform(utt.audio_filepath, None) if ref else None
+        except SpeechRnnError as e:
+            log(f"skipped: {e}")
             continue
-        refs.append(ref)
-        all_logits.append(recognizer.logits(recognizer._waveform(utt.audio_filepath, None)))
+        if waveform is not None:
+            refs.append(ref)
+            all_logits.append(recognizer.logits(waveform))
     if not refs:
         raise LanguageModelError(f"{manifest}: no usable utterances to tune on")
     vocab = recognizer.vocab
@@ -326,6 +330,7 @@ def tune(recognizer, manifest, lm_path, alphas=(0.0, 0.25, 0.5, 0.75, 1.0, 1.5),
                 for x in all_logits]
             s = score(refs, hyps)
             grid.append((float(alpha), float(beta), s.wer, s.cer))
-            log(f"alpha {alpha:<5g} beta {beta:<5g} WER {100 * s.wer:6.2f}%  CER {100 * s.cer:6.2f}%")
+            log(f"alpha {alpha:<5g} beta {beta:<5g} WER {100 * s.wer:6.2f}%  "
+                f"CER {100 * s.cer:6.2f}%")
     best = min(grid, key=lambda row: (row[2], row[3], row[0], row[1]))
     return TuneResult(best[0], best[1], best[2], best[3], greedy_wer, beam_width, tuple(grid))

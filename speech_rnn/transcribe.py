@@ -12,11 +12,14 @@ chunks, and many short files (:meth:`SpeechRecognizer.transcribe_many`), are run
 the model in batches of similar length. Decoding is greedy, beam search, or beam search
 with a word n-gram language model (:mod:`speech_rnn.lm`).
 
-Word times come from the decoded path: a word starts at the first output frame of its
-first character and ends after the last frame of its last character (greedy: the argmax
-runs; beam search: a forced alignment of the best beam). One output frame is
-``frame_step_ms * stride`` of audio. A word's confidence is the lowest, over its
-characters, of the character's peak posterior probability on its frames.
+Word times come from the decoded path: each emitted character occupies a run of output
+frames (greedy: the argmax runs; beam search: a forced alignment of the best beam), and one
+output frame is ``frame_step_ms * stride`` of audio. A character CTC model emits a word's
+letters in a short burst that often lags the spoken word, so the word's span is then moved
+onto the speech region of the audio (energy over the noise floor) that the burst belongs to
+(:func:`speech_rnn.longform.snap_to_speech`); with no speech region near it, the word keeps
+its emission frames. A word's confidence is the lowest, over its characters, of the
+character's peak posterior probability on its frames.
 """
 from __future__ import annotations
 
@@ -31,11 +34,13 @@ from .decoding import (DecodingOptions, Hypothesis, beam_decode, greedy_decode, 
                        prefix_beam_search)
 from .errors import AudioError, ConfigError, RunFolderError, SpeechRnnError
 from .features import FeatureExtractor, FeatureStats, feature_dim
-from .longform import ChunkOptions, array_blocks, group_segments, iter_chunks, owned, stream_audio
+from .longform import (ChunkOptions, array_blocks, group_segments, iter_chunks, owned,
+                       snap_to_speech, speech_activity, stream_audio)
 from .runfolder import RunFolder, load_keras_safe
 from .text import Vocabulary
 
 DEFAULT_LM_BEAM = 16
+DEFAULT_CHUNKING = ChunkOptions()
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,7 @@ class SpeechRecognizer:
         fc = self.config.features
         self.seconds_per_window = fc.frame_step_ms * fc.stride / 1000.0
         self.space_id = self.vocab.chars.index(" ") if " " in self.vocab.chars else -1
+        self.max_lag_frames = int(round(0.3 / self.seconds_per_window))
         self._lms = {}
 
     # -- model ------------------------------------------------------------------------------
@@ -188,22 +194,29 @@ class SpeechRecognizer:
         return greedy_decode(logits, len(logits), blank)
 
     def words(self, hyp: Hypothesis, logits: np.ndarray, offset: float = 0.0,
-              limit: float | None = None) -> list:
+              limit: float | None = None, audio: np.ndarray | None = None) -> list:
         """The hypothesis' words with times in seconds (``offset`` added, capped at
-        ``limit``) and confidences."""
+        ``limit``) and confidences. With the ``audio`` the logits came from, word spans
+        are snapped to its speech activity (:func:`longform.snap_to_speech`)."""
         probs = np.exp(log_softmax(np.asarray(logits, np.float64)))
         ends = hyp.ends or hyp.frames
         step = self.seconds_per_window
+        items = word_items(hyp.ids, hyp.frames, ends, self.space_id)
+        spans = [(w[0][1], w[-1][2]) for w in items]
+        if audio is not None and spans:
+            regions = speech_activity(audio, int(round(step * self.sample_rate)), len(logits))
+            spans = snap_to_speech(spans, regions, self.max_lag_frames)
+        else:
+            spans = [(first, last + 1) for first, last in spans]
         out = []
-        for items in word_items(hyp.ids, hyp.frames, ends, self.space_id):
-            start = offset + items[0][1] * step
-            end = offset + (items[-1][2] + 1) * step
+        for word, (first, stop) in zip(items, spans):
+            start, end = offset + first * step, offset + stop * step
             if limit is not None:
                 end = min(end, limit)
                 start = min(start, end)
             out.append(Word(round(start, 3), round(end, 3),
-                            "".join(self.vocab.chars[label] for label, _, _ in items),
-                            round(word_confidence(probs, items), 4)))
+                            "".join(self.vocab.chars[label] for label, _, _ in word),
+                            round(word_confidence(probs, word), 4)))
         return out
 
     def _result(self, words, duration: float, options: DecodingOptions) -> Transcription:
@@ -216,7 +229,8 @@ class SpeechRecognizer:
         out = []
         for chunk, logits in zip(chunks, self.batch_logits([c.audio for c in chunks])):
             hyp = self.decode(logits, options)
-            words = self.words(hyp, logits, chunk.start / sr, (chunk.start + len(chunk.audio)) / sr)
+            words = self.words(hyp, logits, chunk.start / sr,
+                               (chunk.start + len(chunk.audio)) / sr, chunk.audio)
             out.extend(owned(words, chunk, sr))
         return out
 
@@ -235,21 +249,20 @@ class SpeechRecognizer:
     # -- public -----------------------------------------------------------------------------
     def transcribe(self, audio, beam_width: int = 0, sample_rate: int | None = None, *,
                    lm=None, alpha: float | None = None, beta: float | None = None,
-                   batch_size: int = 8, chunking: ChunkOptions = ChunkOptions()) -> Transcription:
+                   batch_size: int = 8, chunking: ChunkOptions = DEFAULT_CHUNKING) -> Transcription:
         """Transcribe a file path or a waveform array (``sample_rate`` defaults to the
         model's rate for arrays). Audio longer than ``chunking.max_chunk_s`` is streamed
         and cut on silence; ``batch_size`` chunks go through the model at a time."""
         options = self.decoding_options(beam_width, lm, alpha, beta)
-        if isinstance(audio, (str, Path)):
-            if audio_duration(audio) > chunking.max_chunk_s:
-                blocks = stream_audio(audio, self.sample_rate, chunking.block_s)
-                return self._transcribe_blocks(blocks, options, batch_size, chunking)
+        if isinstance(audio, (str, Path)) and audio_duration(audio) > chunking.max_chunk_s:
+            blocks = stream_audio(audio, self.sample_rate, chunking.block_s)
+            return self._transcribe_blocks(blocks, options, batch_size, chunking)
         waveform = self._waveform(audio, sample_rate)
         blocks = array_blocks(waveform, self.sample_rate, chunking.block_s)
         return self._transcribe_blocks(blocks, options, batch_size, chunking)
 
     def transcribe_many(self, paths, beam_width: int = 0, *, lm=None, alpha=None, beta=None,
-                        batch_size: int = 8, chunking: ChunkOptions = ChunkOptions()):
+                        batch_size: int = 8, chunking: ChunkOptions = DEFAULT_CHUNKING):
         """Transcribe many files; yields ``(index, path, Transcription or SpeechRnnError)``
         as each file finishes (not in input order). Files up to ``chunking.max_chunk_s``
         are sorted by duration and run ``batch_size`` at a time; longer ones are streamed.
@@ -276,7 +289,7 @@ class SpeechRecognizer:
             all_logits = self.batch_logits([w for _, _, w in loaded])
             for (index, path, waveform), logits in zip(loaded, all_logits):
                 duration = len(waveform) / self.sample_rate
-                words = self.words(self.decode(logits, options), logits, 0.0, duration)
+                words = self.words(self.decode(logits, options), logits, 0.0, duration, waveform)
                 yield index, path, self._result(words, duration, options)
         for _, index, path in long:
             try:

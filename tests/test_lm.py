@@ -55,7 +55,9 @@ def test_hand_computed_interpolated_kneser_ney(tmp_path):
     report = build_arpa(text, tmp_path / "tiny.arpa", order=2, discounts=(0.5, 0.5, 0.5))
     assert (report.sentences, report.words, report.ngrams) == (3, 6, (6, 7))
     lm = NgramLM.load(tmp_path / "tiny.arpa")
-    p = lambda w, *h: 10 ** lm.log10_prob(w, h)  # noqa: E731
+
+    def p(w, *h):
+        return 10 ** lm.log10_prob(w, h)
     assert p("a") == pytest.approx(4.5 / 35, rel=1e-6)
     assert p("b") == pytest.approx(9.5 / 35, rel=1e-6)
     assert p(UNK) == pytest.approx(2 / 35, rel=1e-6)
