@@ -39,6 +39,7 @@ def run(args) -> int:
     from .evaluate import evaluate_run
     from .manifest import read_manifest
     from .synth import build_corpus
+    from .text import normalize_text
     from .train import train
     from .transcribe import load_model
 
@@ -65,7 +66,8 @@ def run(args) -> int:
     for utt in random.Random(args.seed).sample(test, min(args.samples, len(test))):
         result = recognizer.transcribe(utt.audio_filepath)
         print(f"  {Path(utt.audio_filepath).name} ({utt.speaker})\n"
-              f"    ref: {utt.text}\n    hyp: {result.text}")
+              f"    ref: {normalize_text(utt.text, recognizer.config.text)}\n"
+              f"    hyp: {result.text}")
     print(f"\nrun folder: {args.out}\nmonitor:    tensorboard --logdir {args.out.parent} "
           f"--host 127.0.0.1\ntranscribe: speech-rnn transcribe --model {args.out} FILE...")
     return 0
