@@ -122,6 +122,10 @@ def _add_evaluate(sub):
     p.add_argument("--manifest", required=True, help="manifest to score (JSONL or CSV)")
     p.add_argument("--beam", type=int, default=0, metavar="N",
                    help="beam width (0 or 1: greedy decoding)")
+    p.add_argument("--lm", metavar="ARPA", help="word n-gram LM for beam search "
+                                                "(speech-rnn lm build); implies --beam 16")
+    p.add_argument("--alpha", type=float, help="LM weight (needs --lm; speech-rnn lm tune)")
+    p.add_argument("--beta", type=float, help="word insertion bonus (needs --lm)")
     p.add_argument("--which", choices=("best", "last"), default="best",
                    help="model of the run to use: best dev WER or last epoch")
     p.add_argument("--batch-size", type=int, default=16, help="utterances per batch")
@@ -134,7 +138,8 @@ def _run_evaluate(args) -> int:
     if args.beam < 0 or args.batch_size < 1:
         raise SystemExit("speech-rnn evaluate: --beam must be >= 0 and --batch-size >= 1")
     evaluate_run(args.model, args.manifest, beam_width=args.beam, which=args.which,
-                 batch_size=args.batch_size, out=args.out)
+                 batch_size=args.batch_size, out=args.out, lm=args.lm, alpha=args.alpha,
+                 beta=args.beta)
     return 0
 
 

@@ -30,9 +30,11 @@ def make_forward(acoustic_model):
 
 
 def decode_dataset(forward, dataset, examples, vocab, beam_width: int = 0,
-                   progress: bool = False, with_loss: bool = False) -> DecodedSet:
+                   progress: bool = False, with_loss: bool = False, decoder=None) -> DecodedSet:
     """Run ``forward`` over a pipeline dataset (from :func:`pipeline.make_dataset` with
-    ``training=False``) and decode every example; results come back in example order."""
+    ``training=False``) and decode every example; results come back in example order.
+    ``decoder`` (logits [T, C] -> Hypothesis) replaces greedy/beam decoding, e.g. beam
+    search with a language model."""
     from tqdm import tqdm
     hyps = [None] * len(examples)
     loss_sum, loss_count = 0.0, 0
@@ -45,7 +47,9 @@ def decode_dataset(forward, dataset, examples, vocab, beam_width: int = 0,
         logits = logits_tensor.numpy()
         lengths = batch["feature_lengths"].numpy()
         indices = batch["index"].numpy()
-        if beam_width > 1:
+        if decoder is not None:
+            decoded = [decoder(logits[b, :lengths[b]]) for b in range(len(lengths))]
+        elif beam_width > 1:
             decoded = beam_decode(logits, lengths, vocab.blank_id, beam_width)
         else:
             decoded = [greedy_decode(logits[b], lengths[b], vocab.blank_id)
@@ -71,7 +75,9 @@ def evaluation_report(decoded: DecodedSet, extra: dict | None = None) -> dict:
 
 def format_report(report: dict) -> str:
     lines = [f"WER {100 * report['wer']:.2f}%  CER {100 * report['cer']:.2f}%  "
-             f"over {report['utterances']} utterances"]
+             f"over {report['utterances']} utterances"
+             + (f"  ({report['decoding']}, model + decoding RTF "
+                f"{report['model_and_decoding_rtf']:.4f})" if "decoding" in report else "")]
     for group in ("best", "median", "worst"):
         lines.append(f"{group}:")
         for row in report[group]:
@@ -82,8 +88,11 @@ def format_report(report: dict) -> str:
 
 
 def evaluate_run(run_dir, manifest, beam_width: int = 0, which: str = "best",
-                 batch_size: int = 16, out=None, log=print) -> dict:
-    """Evaluate a trained run on a manifest; write a JSON report; return it."""
+                 batch_size: int = 16, out=None, log=print, lm=None, alpha=None,
+                 beta=None) -> dict:
+    """Evaluate a trained run on a manifest (greedy, beam, or beam with the word LM ``lm``);
+    write a JSON report with WER, CER and the decoding real-time factor; return it."""
+    import time
     from .fileio import atomic_write_json
     from .manifest import read_manifest
     from .pipeline import make_dataset
@@ -105,14 +114,23 @@ def evaluate_run(run_dir, manifest, beam_width: int = 0, which: str = "best",
         raise ManifestError(manifest, "no usable utterances to evaluate")
     dataset = make_dataset(examples, model.config, model.extractor, training=False,
                            batch_size=batch_size)
-    decoded = decode_dataset(model.forward, dataset, examples, model.vocab, beam_width,
-                             progress=True)
+    options = model.decoding_options(beam_width, lm, alpha, beta)
+    decoder = (lambda logits: model.decode(logits, options)) if options.lm else None
+    list(dataset)  # decode the audio once, so the timing below is the model and decoding
+    started = time.perf_counter()
+    decoded = decode_dataset(model.forward, dataset, examples, model.vocab,
+                             options.beam_width, progress=True, decoder=decoder)
+    seconds = time.perf_counter() - started
+    audio = sum(e.utterance.duration for e in examples)
+    method = "beam+lm" if options.lm else "beam" if options.beam_width > 1 else "greedy"
     report = evaluation_report(decoded, {
         "run": str(run_dir), "model": str(model.model_path), "manifest": str(manifest),
-        "decoding": "beam" if beam_width > 1 else "greedy", "beam_width": beam_width,
-        "skipped": len(problems)})
-    out = Path(out) if out else Path(run_dir) / f"eval_{Path(manifest).stem}_" \
-        f"{'beam' + str(beam_width) if beam_width > 1 else 'greedy'}.json"
+        "decoding": method, "beam_width": options.beam_width, "lm": options.lm,
+        "alpha": options.alpha if options.lm else None,
+        "beta": options.beta if options.lm else None,
+        "model_and_decoding_rtf": seconds / audio, "skipped": len(problems)})
+    tag = method + (str(options.beam_width) if options.beam_width > 1 else "")
+    out = Path(out) if out else Path(run_dir) / f"eval_{Path(manifest).stem}_{tag}.json"
     atomic_write_json(out, report)
     log(format_report(report))
     log(f"report: {out}")

@@ -62,6 +62,17 @@ def test_console_script_end_to_end(corpus):
     assert beam.returncode == 0, beam.stderr[-3000:]
     assert json.loads((root / "beam.json").read_text())["decoding"] == "beam"
 
+    (root / "lm.txt").write_text("\n".join(json.loads(line)["text"] for line in
+                                           manifest.read_text().splitlines()))
+    built = speech_rnn("lm", "build", "--text", root / "lm.txt", "--order", 2, "--out", root / "lm.arpa")
+    assert built.returncode == 0, built.stderr[-3000:]
+    with_lm = speech_rnn("evaluate", "--model", root / "runs" / "tiny", "--manifest", manifest,
+                         "--lm", root / "lm.arpa", "--alpha", 0.5, "--out", root / "lm.json")
+    assert with_lm.returncode == 0, with_lm.stderr[-3000:]
+    lm_report = json.loads((root / "lm.json").read_text())
+    assert lm_report["decoding"] == "beam+lm" and lm_report["alpha"] == 0.5
+    assert lm_report["model_and_decoding_rtf"] > 0
+
     (root / "bad.wav").write_text("this is not audio")
     one = next((root / "corpus").glob("*.flac"))
     transcribed = speech_rnn("transcribe", "--model", root / "runs" / "tiny", one,
