@@ -1,0 +1,46 @@
+#!/usr/bin/env python
+"""Expected data-parallel throughput of the default model for 1-64 workers.
+
+    python scripts/scaling_model.py --step-seconds 1.1 --audio-per-step 56
+
+Inputs are measured numbers: the compute time of one training step on one worker (from
+``speech-rnn bench``) and the audio seconds in that step's batch. Gradient bytes come from
+the model's parameter count (float32). A ring all-reduce moves 2(N-1)/N of the gradient
+bytes per worker plus 2(N-1) latency hops; our train step all-reduces twice (once to check
+and clip the global gradient, once inside the Keras optimizer), and nothing overlaps the
+backward pass, so the model is pessimistic by design.
+"""
+import argparse
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--step-seconds", type=float, required=True,
+                   help="measured compute time of one training step on one worker")
+    p.add_argument("--audio-per-step", type=float, required=True,
+                   help="audio seconds in one worker's batch")
+    p.add_argument("--parameters", type=int, default=3_904_029,
+                   help="trainable parameters (default: the default model)")
+    p.add_argument("--allreduces", type=int, default=2, help="all-reduces per step")
+    p.add_argument("--latency-us", type=float, default=50.0, help="per-hop network latency")
+    args = p.parse_args()
+    grad_bytes = 4 * args.parameters
+    print(f"gradient: {grad_bytes / 1e6:.1f} MB per all-reduce, {args.allreduces} per step; "
+          f"compute {args.step_seconds * 1000:.0f} ms per step")
+    print(f"{'workers':>7} " + " ".join(f"{g:>4} Gb/s: audio-s/s  eff" for g in (10, 25, 100)))
+    for n in (1, 2, 4, 8, 16, 32, 64):
+        cells = []
+        for gbps in (10, 25, 100):
+            if n == 1:
+                comm = 0.0
+            else:
+                volume = args.allreduces * 2 * (n - 1) / n * grad_bytes
+                comm = volume / (gbps * 1e9 / 8) + args.allreduces * 2 * (n - 1) * args.latency_us * 1e-6
+            step = args.step_seconds + comm
+            rate = n * args.audio_per_step / step
+            cells.append(f"{rate:>10.0f} {args.step_seconds / step:>5.0%}")
+        print(f"{n:>7} " + " ".join(f"{c:>22}" for c in cells))
+
+
+if __name__ == "__main__":
+    main()
