@@ -1,8 +1,8 @@
 """Speed benchmarks, side by side: every comparison a ratio measured in the same run.
 
-``speech-rnn bench`` (or ``scripts/bench.py``) runs on ``../shared/data`` (kathleen read speech, FSDD digits) or on ``--manifest``, prints
-a table and writes JSON with the machine description. Every comparison is measured in the
-same run and reported as a ratio; every figure is the median of ``--repeats`` repeats.
+``speech-rnn bench`` (or ``scripts/bench.py``) runs on ``../shared/data`` (kathleen read
+speech, FSDD digits) or on ``--manifest``, prints a table and writes JSON with the machine
+description. Every figure is the median of ``--repeats`` repeats.
 Each measurement runs in its own worker process (:mod:`speech_rnn.bench_worker`), so thread
 settings are fixed before TensorFlow starts and peak memory is per job.
 
@@ -47,12 +47,12 @@ TARGETS = {
     "batch_x_realtime": (">=", 300.0),
 }
 # Sizes of the full run (about 10-15 minutes on 2 cores) and of --quick (seconds).
-FULL = dict(repeats=3, pipeline_kathleen=None, pipeline_fsdd=250, train_utterances=160,
+FULL = dict(repeats=3, pipeline_kathleen=None, pipeline_fsdd=250, train_utterances=96,
             infer_files=20, many_files=400, many_repeats=2, scale_seconds=(2, 8, 32),
-            scale_steps=3, scale_separate=True)
-QUICK = dict(repeats=1, pipeline_kathleen=8, pipeline_fsdd=4, train_utterances=8,
+            scale_batch=4, scale_steps=3, scale_separate=True)
+QUICK = dict(repeats=1, pipeline_kathleen=8, pipeline_fsdd=4, train_utterances=4,
              infer_files=2, many_files=4, many_repeats=1, scale_seconds=(1, 2),
-             scale_steps=2, scale_separate=False)
+             scale_batch=2, scale_steps=2, scale_separate=False)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -250,25 +250,28 @@ def _scaling_section(base, model_dir, speech, sizes, repeats, work):
     seconds = list(sizes["scale_seconds"])
     groups = [[s] for s in seconds] if sizes["scale_separate"] else [seconds]
     train, infer = [], []
+    train_config = Config.from_dict(base).with_overrides(
+        [f"train.batch_size={sizes['scale_batch']}"]).to_dict()
     for group in groups:   # one process per length: peak memory per length
-        t = run_worker("scale_train", {"config": base, "seconds": group,
-                                       "steps": sizes["scale_steps"],
-                                       "utterances": to_dicts(speech[:4])}, work)
-        i = run_worker("scale_infer", {"run_dir": str(model_dir), "seconds": group,
-                                       "repeats": repeats, "source_files": speech_files[:40]},
-                       work)
-        for row in t["lengths"]:
-            train.append(dict(row, peak_rss_mb=t["peak_rss_mb"]))
-        for row in i["lengths"]:
-            infer.append(dict(row, peak_rss_mb=i["peak_rss_mb"]))
-    first_t, first_i = train[0], infer[0]
-    for row in train:
-        row["time_ratio_vs_shortest"] = row["step_s"] / first_t["step_s"]
-        row["length_ratio_vs_shortest"] = row["seconds"] / first_t["seconds"]
-    for row in infer:
-        row["time_ratio_vs_shortest"] = row["transcribe_s"] / first_i["transcribe_s"]
-        row["length_ratio_vs_shortest"] = row["seconds"] / first_i["seconds"]
-    return {"train_step": train, "transcribe": infer,
+        for rows, task, spec in (
+                (train, "scale_train",
+                 {"config": train_config, "seconds": group, "steps": sizes["scale_steps"],
+                  "utterances": to_dicts(speech[:4])}),
+                (infer, "scale_infer",
+                 {"run_dir": str(model_dir), "seconds": group, "repeats": repeats,
+                  "source_files": speech_files[:40]})):
+            try:
+                result = run_worker(task, spec, work)
+            except BenchError as e:   # e.g. over the memory limit: record it, go on
+                rows.extend({"seconds": s, "error": str(e)} for s in group)
+                continue
+            rows.extend(dict(row, peak_rss_mb=result["peak_rss_mb"]) for row in result["lengths"])
+    for rows, key in ((train, "step_s"), (infer, "transcribe_s")):
+        done = [row for row in rows if key in row]
+        for row in done:
+            row["time_ratio_vs_shortest"] = row[key] / done[0][key]
+            row["length_ratio_vs_shortest"] = row["seconds"] / done[0]["seconds"]
+    return {"train_step": train, "transcribe": infer, "train_batch_size": sizes["scale_batch"],
             "separate_processes": sizes["scale_separate"]}
 
 
@@ -432,16 +435,17 @@ def format_table(report) -> str:
         rows.append(("1-thread time: audio/features/model/decoding",
                      " / ".join(f"{100 * share[k]:.0f}%" for k in share), ""))
     sc = s.get("scaling", {})
-    for row in sc.get("train_step", []):
-        rows.append((f"train step, batch {row['batch_size']} x {row['seconds']:g} s",
-                     f"{row['step_s']:.3g} s", f"{_fmt(row['time_ratio_vs_shortest'])}x for "
-                     f"{_fmt(row['length_ratio_vs_shortest'])}x length; "
-                     f"peak {row['peak_rss_mb']:,.0f} MiB"))
-    for row in sc.get("transcribe", []):
-        rows.append((f"transcribe {row['seconds']:g} s", f"{row['transcribe_s']:.3g} s",
-                     f"{_fmt(row['time_ratio_vs_shortest'])}x for "
-                     f"{_fmt(row['length_ratio_vs_shortest'])}x length; "
-                     f"peak {row['peak_rss_mb']:,.0f} MiB"))
+    for kind, key, label in (("train_step", "step_s", "train step, batch {b} x {s:g} s"),
+                             ("transcribe", "transcribe_s", "transcribe {s:g} s")):
+        for row in sc.get(kind, []):
+            name = label.format(b=sc.get("train_batch_size"), s=row["seconds"])
+            if "error" in row:
+                rows.append((name, "failed", row["error"][:70]))
+                continue
+            rows.append((name, f"{row[key]:.3g} s",
+                         f"{_fmt(row['time_ratio_vs_shortest'])}x for "
+                         f"{_fmt(row['length_ratio_vs_shortest'])}x length; "
+                         f"peak {row['peak_rss_mb']:,.0f} MiB"))
     rf = s.get("roofline", {})
     flops = rf.get("default", {})
     if flops:

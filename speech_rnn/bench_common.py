@@ -123,6 +123,7 @@ def run_worker(task: str, spec: dict, work_dir, threads: int | None = None,
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     spec = dict(spec, threads=threads, work_dir=str(work_dir))
+    spec.setdefault("max_rss_gib", memory_limit_gib())
     if _IN_PROCESS["on"]:
         from .bench_worker import run_task
         started = clock()
@@ -147,12 +148,23 @@ def run_worker(task: str, spec: dict, work_dir, threads: int | None = None,
                               text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise BenchError(f"{task}: worker ran past {timeout:.0f} s") from None
+    memory = Path(str(out_path) + ".memory")
+    if memory.is_file():
+        raise BenchError(f"{task}: {memory.read_text(encoding='utf-8')}")
     if proc.returncode != 0 or not out_path.is_file():
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-8:]
         raise BenchError(f"{task}: worker failed (exit {proc.returncode}): " + " | ".join(tail))
     result = json.loads(out_path.read_text(encoding="utf-8"))
     result["worker_wall_s"] = round(clock() - started, 2)
     return result
+
+
+def memory_limit_gib() -> float:
+    """Half of the machine's memory: a worker that needs more is stopped (and reported)."""
+    try:
+        return 0.5 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+    except (ValueError, OSError, AttributeError):
+        return 8.0
 
 
 def apply_threads(threads: int | None) -> dict:

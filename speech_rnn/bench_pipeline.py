@@ -44,6 +44,18 @@ def librosa_features(path: str, config: Config, mean: np.ndarray, inv_std: np.nd
     return padded[index].reshape(windows, -1)
 
 
+def _one_blas_thread():
+    """The librosa loop's small matmuls run fastest on one BLAS thread (OpenBLAS threads
+    spin-wait, which costs several times over on a busy machine): give the baseline its
+    best setting."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        import contextlib
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def _iterate(make) -> dict:
     """Build the dataset with ``make()`` (training builds one per epoch: that is part of an
     epoch's cost) and consume every batch; count true audio seconds and true vs padded
@@ -96,10 +108,11 @@ def run(spec: dict) -> dict:
     cold, warm, warm_build, plain, decode_only = [], [], [], [], []
     efficiency = None
     for r in range(repeats):
-        start = clock()
-        for path in paths:
-            librosa_features(path, config, mean, inv_std)
-        plain.append(clock() - start)
+        with _one_blas_thread():
+            start = clock()
+            for path in paths:
+                librosa_features(path, config, mean, inv_std)
+            plain.append(clock() - start)
 
         start = clock()
         for path in paths:

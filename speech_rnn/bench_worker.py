@@ -35,12 +35,39 @@ def run_task(task: str, spec: dict) -> dict:
     return result
 
 
+def _rss_bytes() -> int:
+    with open("/proc/self/statm", encoding="ascii") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def watch_memory(limit_gib: float, out_path: str) -> None:
+    """Stop this process (exit 3, with the reason in ``out_path``) if its resident memory
+    passes ``limit_gib``: a benchmark must not take a shared machine down."""
+    import threading
+    import time
+    if not os.path.exists("/proc/self/statm"):
+        return
+
+    def watch():
+        while True:
+            rss = _rss_bytes()
+            if rss > limit_gib * 2 ** 30:
+                with open(out_path + ".memory", "w", encoding="utf-8") as f:
+                    f.write(f"resident memory passed the {limit_gib:.1f} GiB limit "
+                            f"({rss / 2 ** 30:.1f} GiB); stopped")
+                os._exit(3)
+            time.sleep(0.1)
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main(argv=None) -> int:
     task, spec_path, out_path = (argv or sys.argv[1:])[:3]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     warnings.filterwarnings("ignore")
     with open(spec_path, encoding="utf-8") as f:
         spec = json.load(f)
+    if spec.get("max_rss_gib"):
+        watch_memory(float(spec["max_rss_gib"]), out_path)
     from .bench_common import apply_threads
     apply_threads(spec.get("threads"))
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
