@@ -133,7 +133,12 @@ def train(train_manifests, dev_manifest, out_dir, config: Config | None = None,
     config = _resolve_config(run, config, log, write=cluster.is_chief)
     tc = config.train
     keras.utils.set_random_seed(tc.seed)
-    if tc.deterministic:
+    # Op determinism is process-wide (and turns XLA off in Keras): undo it on the way out
+    # so that it does not leak into a later run in the same process. TensorFlow has no
+    # public query or undo for it, hence its internal config module.
+    from tensorflow.python.framework import config as tf_internal_config
+    switch_determinism = tc.deterministic and not tf_internal_config.is_op_determinism_enabled()
+    if switch_determinism:
         tf.config.experimental.enable_op_determinism()
     replicas = strategy.num_replicas_in_sync
     log(f"{'resuming' if resuming else 'new'} run: {run.root} ({strategy_kind} strategy, "
@@ -151,6 +156,8 @@ def train(train_manifests, dev_manifest, out_dir, config: Config | None = None,
             if policy:
                 keras.mixed_precision.set_global_policy("float32")
     finally:
+        if switch_determinism:
+            tf_internal_config.disable_op_determinism()
         if not cluster.is_chief:
             shutil.rmtree(own.root, ignore_errors=True)
 
