@@ -15,7 +15,7 @@ import shutil
 import signal
 import tempfile
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +46,6 @@ class TrainState:
     evals_since_best: int = 0
     evals_since_anneal: int = 0
     stop_reason: str = ""
-    history: list = field(default_factory=list)
 
 
 def _log(message: str) -> None:
