@@ -414,7 +414,10 @@ def format_table(report) -> str:
                  ("train reference (10 ms frames, no XLA), audio-s/s",
                   _fmt(r["audio_s_per_s"]), ""),
                  ("input-bound ratio (pipeline / in-memory step time)",
-                  _fmt(d.get("input_bound_ratio")), "")]
+                  _fmt(d.get("input_bound_ratio")),
+                  f"whole {d['batches_per_epoch']}-step epochs: "
+                  f"{_fmt(d.get('epoch_input_bound_ratio'))}, "
+                  f"{_fmt(d['epoch_audio_s_per_s'])} audio-s/s")]
     i = s.get("inference", {})
     if "one_thread" in i:
         one, every = i["one_thread"], i["all_threads"]
