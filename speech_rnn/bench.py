@@ -50,7 +50,7 @@ TARGETS = {
 FULL = dict(repeats=3, pipeline_kathleen=None, pipeline_fsdd=250, train_utterances=96,
             infer_files=20, many_files=400, many_repeats=2, scale_seconds=(2, 8, 32),
             scale_batch=4, scale_steps=3, scale_separate=True)
-QUICK = dict(repeats=1, pipeline_kathleen=8, pipeline_fsdd=4, train_utterances=4,
+QUICK = dict(repeats=1, pipeline_kathleen=8, pipeline_fsdd=4, train_utterances=8,
              infer_files=2, many_files=4, many_repeats=1, scale_seconds=(1, 2),
              scale_batch=2, scale_steps=2, scale_separate=False)
 

@@ -116,7 +116,7 @@ def run(spec: dict) -> dict:
             "steady_times_s": s["real_steady"],
             # steady state: steps 2..n, as in a full-size epoch (the default figure)
             "audio_s_per_s": s["steady_audio"] / median(s["real_steady"]),
-            "step_s": median(s["real_steady"]) / (s["batches"] - 1),
+            "step_s": median(s["real_steady"]) / max(1, s["batches"] - 1),
             # whole epochs of this small subset, start-up included
             "epoch_audio_s_per_s": s["audio"] / median(s["real_t"]),
             "padding_efficiency": s["efficiency"],
