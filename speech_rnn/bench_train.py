@@ -6,8 +6,8 @@
   first), and, for the input-bound ratio, over the same batches held in memory. Figures are
   steady state (from the end of an epoch's first step to the end of its last), since the
   subset's epochs are short and a full epoch amortizes its start-up; whole-epoch figures
-  are kept beside them. The configurations alternate within each repeat, so drift on a
-  shared machine hits both.
+  are kept beside them. Several configurations in one spec alternate within each repeat;
+  :mod:`speech_rnn.bench` runs each in its own worker.
 * ``run_scaling``: optimizer-step time on batches of 2, 8, 32 s utterances.
 * ``run_cer_curve``: :func:`speech_rnn.train.train` for a fixed wall-clock budget, with the
   dev CER it logs along the way.
