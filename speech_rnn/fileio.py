@@ -31,3 +31,19 @@ def atomic_write_text(path, text: str) -> None:
 
 def atomic_write_json(path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def recorded_settings_differ(out_dir, marker: str, settings: dict) -> list:
+    """For resumable builds: record ``settings`` in ``out_dir/marker`` the first time, and
+    afterwards return the keys whose recorded value differs (empty: built the same way)."""
+    out_dir = Path(out_dir)
+    path = out_dir / marker
+    if not path.is_file():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, settings)
+        return []
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        old = None
+    return sorted(k for k in settings if not isinstance(old, dict) or old.get(k) != settings[k])

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, ManifestError
-from .fileio import atomic_write_bytes, atomic_write_text
+from .fileio import atomic_write_bytes, atomic_write_text, recorded_settings_differ
 
 RECIPES = ("fsdd", "fsdd-connected", "kathleen")
 DIGITS = "zero one two three four five six seven eight nine".split()
@@ -234,20 +234,10 @@ def _complete(path: Path, frames: int) -> bool:
 
 
 def _check_settings(out_dir: Path, settings: dict) -> None:
-    marker = out_dir / "recipe.json"
-    if marker.is_file():
-        try:
-            old = json.loads(marker.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            old = None
-        if old != settings:
-            differs = sorted(k for k in settings
-                             if not isinstance(old, dict) or old.get(k) != settings[k])
-            raise ConfigError(f"{out_dir} was built with other settings ({', '.join(differs)} "
-                              "differ); use the same ones or another --out folder")
-    else:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(marker, json.dumps(settings, indent=2) + "\n")
+    differs = recorded_settings_differ(out_dir, "recipe.json", settings)
+    if differs:
+        raise ConfigError(f"{out_dir} was built with other settings ({', '.join(differs)} "
+                          "differ); use the same ones or another --out folder")
 
 
 def fsdd_connected(source, out_dir, count: int = 4000, dev_count: int = 200,

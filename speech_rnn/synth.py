@@ -25,7 +25,6 @@ import atexit
 import ctypes
 import hashlib
 import io
-import json
 import math
 import os
 import shutil
@@ -38,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SpeechRnnError
-from .fileio import atomic_write_bytes, atomic_write_text
+from .fileio import atomic_write_bytes, recorded_settings_differ
 from .manifest import Utterance, write_manifest
 from .sentences import iter_sentences
 from .text import normalize_text
@@ -512,20 +511,10 @@ def _settings(seed, noise, reverb, dev_fraction, test_fraction) -> dict:
 
 
 def _check_folder(out_dir: Path, settings: dict) -> None:
-    marker = out_dir / "synth.json"
-    if marker.is_file():
-        try:
-            old = json.loads(marker.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            old = None
-        if old != settings:
-            differs = sorted(k for k in settings if not isinstance(old, dict)
-                             or old.get(k) != settings[k])
-            raise SynthError(f"{out_dir} holds a corpus built with other settings "
-                             f"({', '.join(differs)} differ); use another --out folder")
-    else:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(marker, json.dumps(settings, indent=2) + "\n")
+    differs = recorded_settings_differ(out_dir, "synth.json", settings)
+    if differs:
+        raise SynthError(f"{out_dir} holds a corpus built with other settings "
+                         f"({', '.join(differs)} differ); use another --out folder")
 
 
 def default_workers() -> int:
