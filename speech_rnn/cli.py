@@ -468,7 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command not in ("prepare", "synth"):
+    if args.command not in ("prepare", "synth", "recipe"):
         _quiet_tensorflow()
     from .errors import SpeechRnnError
     try:
