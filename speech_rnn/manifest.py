@@ -105,15 +105,19 @@ def _jsonl_rows(path, text, problems):
 
 
 def _csv_rows(path, text, problems):
-    reader = csv.DictReader(io.StringIO(text))
+    # newline="" lets the csv module see bare CR and CRLF line ends itself.
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     required = {"wav_filename", "transcript"}
-    if not reader.fieldnames or not required <= set(reader.fieldnames):
-        raise ManifestError(path, "a CSV manifest needs the columns wav_filename,"
-                                  "wav_filesize,transcript")
-    for row in reader:
-        line = reader.line_num
-        yield line, {"audio_filepath": row["wav_filename"], "text": row["transcript"],
-                     "duration": None}
+    try:
+        fieldnames = reader.fieldnames
+        if not fieldnames or not required <= set(fieldnames):
+            raise ManifestError(path, "a CSV manifest needs the columns wav_filename,"
+                                      "wav_filesize,transcript")
+        for row in reader:
+            yield reader.line_num, {"audio_filepath": row["wav_filename"],
+                                    "text": row["transcript"], "duration": None}
+    except csv.Error as e:
+        raise ManifestError(path, f"malformed CSV ({e})", line=reader.line_num or None) from None
 
 
 def _utterance_from_row(path, line, row, base, problems, check_files):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 
 import numpy as np
 import soundfile
@@ -14,7 +15,7 @@ from speech_rnn.audio import audio_duration, load_audio
 from speech_rnn.errors import AudioError, ManifestError, SpeechRnnError
 from speech_rnn.manifest import read_manifest
 
-FUZZ = settings(max_examples=150, deadline=None,
+FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 150)), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
