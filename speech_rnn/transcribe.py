@@ -116,6 +116,7 @@ class SpeechRecognizer:
                                  f"{self.acoustic_model.output.shape[-1]} output classes, "
                                  f"vocabulary needs {self.vocab.num_classes}")
         self.forward = make_forward(self.acoustic_model)
+        self._trace_feature_graphs()
         fc = self.config.features
         self.seconds_per_window = fc.frame_step_ms * fc.stride / 1000.0
         self.space_id = self.vocab.chars.index(" ") if " " in self.vocab.chars else -1
@@ -136,24 +137,34 @@ class SpeechRecognizer:
             raise AudioError("<array>", "audio contains NaN or infinite samples")
         return resample(waveform, sample_rate or sr, sr)
 
+    def _trace_feature_graphs(self):
+        # Traced once for any length: eager feature ops cost more than the model on short
+        # files, and one graph for waveform -> logits saves a round trip through numpy.
+        import tensorflow as tf
+        extractor, model = self.extractor, self.acoustic_model
+        waveform_spec = [tf.TensorSpec([None], tf.float32)]
+        self._windows = tf.function(extractor.__call__, input_signature=waveform_spec)
+
+        @tf.function(input_signature=waveform_spec)
+        def waveform_logits(waveform):
+            windows = extractor(waveform)
+            return model([windows[tf.newaxis], tf.shape(windows)[:1]], training=False)[0]
+        self._waveform_logits = waveform_logits
+
     def logits(self, waveform: np.ndarray) -> np.ndarray:
         """Per-window logits [T, classes] for one waveform at the model's rate."""
-        import tensorflow as tf
-        windows = self.extractor(tf.constant(waveform))
-        out = self.forward(windows[tf.newaxis], tf.shape(windows)[:1])
-        return out[0].numpy()
+        return self._waveform_logits(np.asarray(waveform, np.float32)).numpy()
 
     def batch_logits(self, waveforms) -> list:
         """Logits for several waveforms in one padded batch (padding is masked)."""
-        import tensorflow as tf
         if len(waveforms) == 1:
             return [self.logits(waveforms[0])]
-        windows = [self.extractor(tf.constant(w)).numpy() for w in waveforms]
+        windows = [self._windows(np.asarray(w, np.float32)).numpy() for w in waveforms]
         lengths = np.array([len(w) for w in windows], np.int32)
         batch = np.zeros((len(windows), lengths.max(), windows[0].shape[1]), np.float32)
         for i, w in enumerate(windows):
             batch[i, :len(w)] = w
-        out = self.forward(tf.constant(batch), tf.constant(lengths)).numpy()
+        out = self.forward(batch, lengths).numpy()
         return [out[i, :n] for i, n in enumerate(lengths)]
 
     # -- decoding ---------------------------------------------------------------------------
