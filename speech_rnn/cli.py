@@ -130,6 +130,7 @@ def _add_evaluate(sub):
                    help="model of the run to use: best dev WER or last epoch")
     p.add_argument("--batch-size", type=int, default=16, help="utterances per batch")
     p.add_argument("--out", metavar="JSON", help="report path (default: in the run folder)")
+    _add_threads(p)
     p.set_defaults(func=_run_evaluate)
 
 
@@ -188,7 +189,15 @@ def _add_transcribe(sub):
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal and "
                         "there is more than one input)")
+    _add_threads(p)
     p.set_defaults(func=_run_transcribe)
+
+
+def _add_threads(p) -> None:
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="TensorFlow threads (intra- and inter-op pools; default: all cores). "
+                        "1 is often faster per file on a busy machine, where idle threads "
+                        "spin waiting for descheduled ones")
 
 
 def _expand_inputs(inputs, pattern=None):
@@ -471,6 +480,16 @@ def main(argv=None) -> int:
     if args.command not in ("prepare", "synth", "recipe"):
         _quiet_tensorflow()
     from .errors import SpeechRnnError
+    if getattr(args, "threads", None) is not None:
+        if args.threads < 1:
+            print(f"speech-rnn {args.command}: error: --threads must be >= 1", file=sys.stderr)
+            return 2
+        from .bench_common import apply_threads
+        try:
+            apply_threads(args.threads)   # before TensorFlow runs its first op
+        except RuntimeError:  # main() called again in a process where TensorFlow already ran
+            print(f"speech-rnn {args.command}: warning: --threads ignored, TensorFlow has "
+                  "already started in this process", file=sys.stderr)
     try:
         return int(args.func(args) or 0)
     except SpeechRnnError as e:

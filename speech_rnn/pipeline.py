@@ -58,8 +58,10 @@ def log_mel_dataset(examples, config: Config, extractor: FeatureExtractor, cache
     import tensorflow as tf
 
     paths = [e.utterance.audio_filepath for e in examples]
-    labels = tf.ragged.constant([list(e.labels) for e in examples], dtype=tf.int32,
-                                row_splits_dtype=tf.int32)
+    # One concatenated array: tf.ragged.constant on Python lists is 20x slower.
+    labels = tf.RaggedTensor.from_row_lengths(
+        np.concatenate([np.asarray(e.labels, np.int32) for e in examples] + [np.zeros(0, np.int32)]),
+        np.array([len(e.labels) for e in examples], np.int32))
     source = tf.data.Dataset.from_tensor_slices({
         "path": tf.constant(paths),
         "labels": labels,

@@ -289,6 +289,7 @@ def test_cli_reports_each_failed_file_and_goes_on(audio_tree, capsys, tmp_path):
     (["SECOND", "-f", "vtt"], "single input"),
     (["--glob", "*.wav"], "no INPUT is a folder"),
     (["-", "-"], "only once"),
+    (["--threads", "0"], "--threads must be >= 1"),
 ])
 def test_cli_rejects_flag_combinations(audio_tree, capsys, args, message):
     first = audio_tree / "in" / "a" / "clip0.wav"
@@ -306,7 +307,7 @@ def test_cli_reads_a_wav_stream_on_stdin(audio_tree, recognizer):
     audio, rate = soundfile.read(str(path), dtype="float32")
     soundfile.write(buffer, audio, rate, format="WAV", subtype="PCM_16")
     command = [sys.executable, "-m", "speech_rnn.cli", "transcribe", "--model",
-               str(FIXTURE_MODEL), "-", "-f", "json"]
+               str(FIXTURE_MODEL), "-", "-f", "json", "--threads", "1"]
     proc = subprocess.run(command, input=buffer.getvalue(), capture_output=True, timeout=300)
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     data = json.loads(proc.stdout.decode())
