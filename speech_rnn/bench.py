@@ -243,8 +243,9 @@ def _train_section(base, utts, repeats, work):
 
 
 def _inference_section(model_dir, files, many, sizes, repeats, work):
+    from .transcribe import DEFAULT_BATCH_SIZE   # what a user gets by default
     spec = {"run_dir": str(model_dir), "files": files, "beam_width": 16, "repeats": repeats,
-            "batch_size": 8, "many_repeats": sizes["many_repeats"]}
+            "batch_size": DEFAULT_BATCH_SIZE, "many_repeats": sizes["many_repeats"]}
     one = run_worker("infer", dict(spec, pocketsphinx=True), work, threads=1)
     every = run_worker("infer", dict(spec, many_files=many), work, threads=None)
     out = {"one_thread": one, "all_threads": every}

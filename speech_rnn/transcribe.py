@@ -40,6 +40,8 @@ from .runfolder import RunFolder, load_keras_safe
 from .text import Vocabulary
 
 DEFAULT_LM_BEAM = 16
+# Files (or chunks) per model call: 32 runs 1.3x faster than 8 on 2 cores (docs/performance.md).
+DEFAULT_BATCH_SIZE = 32
 DEFAULT_CHUNKING = ChunkOptions()
 
 
@@ -260,7 +262,7 @@ class SpeechRecognizer:
     # -- public -----------------------------------------------------------------------------
     def transcribe(self, audio, beam_width: int = 0, sample_rate: int | None = None, *,
                    lm=None, alpha: float | None = None, beta: float | None = None,
-                   batch_size: int = 8, chunking: ChunkOptions = DEFAULT_CHUNKING) -> Transcription:
+                   batch_size: int = DEFAULT_BATCH_SIZE, chunking: ChunkOptions = DEFAULT_CHUNKING) -> Transcription:
         """Transcribe a file path or a waveform array (``sample_rate`` defaults to the
         model's rate for arrays). Audio longer than ``chunking.max_chunk_s`` is streamed
         and cut on silence; ``batch_size`` chunks go through the model at a time."""
@@ -273,7 +275,7 @@ class SpeechRecognizer:
         return self._transcribe_blocks(blocks, options, batch_size, chunking)
 
     def transcribe_many(self, paths, beam_width: int = 0, *, lm=None, alpha=None, beta=None,
-                        batch_size: int = 8, chunking: ChunkOptions = DEFAULT_CHUNKING):
+                        batch_size: int = DEFAULT_BATCH_SIZE, chunking: ChunkOptions = DEFAULT_CHUNKING):
         """Transcribe many files; yields ``(index, path, Transcription or SpeechRnnError)``
         as each file finishes (not in input order). Files up to ``chunking.max_chunk_s``
         are sorted by duration and run ``batch_size`` at a time; longer ones are streamed.
