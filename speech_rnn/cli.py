@@ -185,7 +185,8 @@ def _add_transcribe(sub):
     p.add_argument("--beta", type=float, metavar="B",
                    help="word insertion bonus (needs --lm; default 1.0)")
     p.add_argument("--batch-size", type=int, default=32, metavar="N",
-                   help="files or chunks run through the model at once (default 32)")
+                   help="short files run through the model at once (default 32); the "
+                        "chunks of a long file go at most 8 at a time, so memory stays flat")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal and "
                         "there is more than one input)")

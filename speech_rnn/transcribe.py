@@ -40,8 +40,10 @@ from .runfolder import RunFolder, load_keras_safe
 from .text import Vocabulary
 
 DEFAULT_LM_BEAM = 16
-# Files (or chunks) per model call: 32 runs 1.3x faster than 8 on 2 cores (docs/performance.md).
+# Short files per model call: 32 runs 1.3x faster than 8 on 2 cores (docs/performance.md).
 DEFAULT_BATCH_SIZE = 32
+# Chunks of a long file per model call: 8 x 30 s keeps its audio in flight near 15 MB.
+DEFAULT_CHUNK_BATCH = 8
 DEFAULT_CHUNKING = ChunkOptions()
 
 
@@ -262,7 +264,7 @@ class SpeechRecognizer:
     # -- public -----------------------------------------------------------------------------
     def transcribe(self, audio, beam_width: int = 0, sample_rate: int | None = None, *,
                    lm=None, alpha: float | None = None, beta: float | None = None,
-                   batch_size: int = DEFAULT_BATCH_SIZE, chunking: ChunkOptions = DEFAULT_CHUNKING) -> Transcription:
+                   batch_size: int = DEFAULT_CHUNK_BATCH, chunking: ChunkOptions = DEFAULT_CHUNKING) -> Transcription:
         """Transcribe a file path or a waveform array (``sample_rate`` defaults to the
         model's rate for arrays). Audio longer than ``chunking.max_chunk_s`` is streamed
         and cut on silence; ``batch_size`` chunks go through the model at a time."""
@@ -278,7 +280,8 @@ class SpeechRecognizer:
                         batch_size: int = DEFAULT_BATCH_SIZE, chunking: ChunkOptions = DEFAULT_CHUNKING):
         """Transcribe many files; yields ``(index, path, Transcription or SpeechRnnError)``
         as each file finishes (not in input order). Files up to ``chunking.max_chunk_s``
-        are sorted by duration and run ``batch_size`` at a time; longer ones are streamed.
+        are sorted by duration and run ``batch_size`` at a time; longer ones are streamed,
+        their chunks at most ``DEFAULT_CHUNK_BATCH`` at a time so that memory stays flat.
         A file that fails yields its error and the others go on."""
         options = self.decoding_options(beam_width, lm, alpha, beta)
         short, long = [], []
@@ -307,7 +310,8 @@ class SpeechRecognizer:
         for _, index, path in long:
             try:
                 blocks = stream_audio(path, self.sample_rate, chunking.block_s)
-                result = self._transcribe_blocks(blocks, options, batch_size, chunking)
+                result = self._transcribe_blocks(
+                    blocks, options, min(batch_size, DEFAULT_CHUNK_BATCH), chunking)
             except SpeechRnnError as e:
                 yield index, path, e
                 continue
