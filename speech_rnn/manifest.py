@@ -114,6 +114,10 @@ def _csv_rows(path, text, problems):
             raise ManifestError(path, "a CSV manifest needs the columns wav_filename,"
                                       "wav_filesize,transcript")
         for row in reader:
+            if row["wav_filename"] is None or row["transcript"] is None:
+                _report(problems, path, "fewer columns than the header (an unclosed quote?)",
+                        reader.line_num)
+                continue
             yield reader.line_num, {"audio_filepath": row["wav_filename"],
                                     "text": row["transcript"], "duration": None}
     except csv.Error as e:

@@ -130,6 +130,21 @@ def test_manifest_problems_are_reported_with_line_numbers(tmp_path):
         read_manifest(path)
 
 
+def test_csv_manifests_with_cr_line_ends_or_a_stray_cr_are_read_or_reported(tmp_path):
+    clip = short_kathleen_clips(1)[0]
+    header, row = "wav_filename,wav_filesize,transcript", f"{clip.audio_filepath},0,ok"
+    for ending in ("\r", "\r\n"):                   # old Mac and Windows line ends
+        path = tmp_path / "m.csv"
+        path.write_text(header + ending + row + ending, newline="")
+        assert [u.text for u in read_manifest(path)] == ["ok"]
+    path.write_text(f'{header}\n"{clip.audio_filepath}\r,0,ok\n', newline="")  # unclosed quote
+    with pytest.raises(ManifestError, match=r"m.csv:3: fewer columns than the header"):
+        read_manifest(path)
+    path.write_text(f"{header}\n{clip.audio_filepath},0,{'a' * 200_000}\n")   # csv.Error inside
+    with pytest.raises(ManifestError, match=r"m.csv:\d+: malformed CSV \(field larger"):
+        read_manifest(path)
+
+
 # -- pre-flight ------------------------------------------------------------------------------
 def test_preflight_reports_every_kind_of_bad_utterance(tmp_path, bad_audio):
     clip = short_kathleen_clips(1)[0]
