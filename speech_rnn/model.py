@@ -12,6 +12,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 from keras import layers, ops
+# Keras 3 has no public time-loop primitive; its own LSTM runs on this one.
 from keras.src import backend as keras_backend
 
 from .config import ModelConfig
