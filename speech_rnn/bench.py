@@ -440,6 +440,8 @@ def format_table(report) -> str:
                   if ps else "pocketsphinx not installed"),
                  (f"RTF per file, 1 thread, beam {one['beam_width']}",
                   _fmt(one["rtf_beam"], 2), ""),
+                 ("RTF 1 thread, first pass (XLA compiles)", _fmt(one.get("rtf_first_pass"), 2),
+                  f"{one.get('padded_lengths', '-')} padded lengths for {one['files']} files"),
                  ("RTF per file, all threads, greedy", _fmt(every["rtf_greedy"], 2),
                   f"{_fmt(i['all_vs_one_thread_greedy'])}x 1 thread"),
                  (f"RTF per file, all threads, beam {every['beam_width']}",

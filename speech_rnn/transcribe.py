@@ -143,27 +143,25 @@ class SpeechRecognizer:
 
     def _trace_feature_graphs(self):
         # Traced once for any length: eager feature ops cost more than the model on short
-        # files, and one graph for waveform -> logits saves a round trip through numpy.
+        # files.
         import tensorflow as tf
-        extractor, model = self.extractor, self.acoustic_model
-        waveform_spec = [tf.TensorSpec([None], tf.float32)]
-        self._windows = tf.function(extractor.__call__, input_signature=waveform_spec)
+        self._windows = tf.function(self.extractor.__call__,
+                                    input_signature=[tf.TensorSpec([None], tf.float32)])
 
-        @tf.function(input_signature=waveform_spec)
-        def waveform_logits(waveform):
-            windows = extractor(waveform)
-            return model([windows[tf.newaxis], tf.shape(windows)[:1]], training=False)[0]
-        self._waveform_logits = waveform_logits
+    def features(self, waveform: np.ndarray) -> np.ndarray:
+        """The model's input windows [T, D] for one waveform at the model's rate."""
+        return self._windows(np.asarray(waveform, np.float32)).numpy()
 
     def logits(self, waveform: np.ndarray) -> np.ndarray:
         """Per-window logits [T, classes] for one waveform at the model's rate."""
-        return self._waveform_logits(np.asarray(waveform, np.float32)).numpy()
+        windows = self.features(waveform)
+        return self.forward(windows[np.newaxis], [len(windows)]).numpy()[0, :len(windows)]
 
     def batch_logits(self, waveforms) -> list:
         """Logits for several waveforms in one padded batch (padding is masked)."""
         if len(waveforms) == 1:
             return [self.logits(waveforms[0])]
-        windows = [self._windows(np.asarray(w, np.float32)).numpy() for w in waveforms]
+        windows = [self.features(w) for w in waveforms]
         lengths = np.array([len(w) for w in windows], np.int32)
         batch = np.zeros((len(windows), lengths.max(), windows[0].shape[1]), np.float32)
         for i, w in enumerate(windows):

@@ -47,3 +47,29 @@ def test_saved_model_keeps_the_projected_layers_and_loads_safely(tmp_path):
     x = np.random.default_rng(1).normal(size=(2, 9, 6)).astype("float32")
     lengths = np.array([9, 5], np.int32)
     np.testing.assert_allclose(loaded([x, lengths]), model([x, lengths]), atol=1e-6)
+
+
+def test_xla_forward_matches_the_graph_for_any_batch_and_length():
+    from speech_rnn.evaluate import XLA_MAX_BATCH, make_forward, padded_length
+    model = build_model(ModelConfig(lstm_layers=2, lstm_units=8), input_dim=6, num_classes=5)
+    graph, xla = make_forward(model, jit_compile=False), make_forward(model, jit_compile=True)
+    rng = np.random.default_rng(1)
+    for batch, steps in ((1, 1), (1, 37), (3, 70), (XLA_MAX_BATCH + 2, 21)):
+        features = rng.normal(size=(batch, steps, 6)).astype("float32")
+        lengths = rng.integers(1, steps + 1, size=batch).astype("int32")
+        lengths[0] = steps
+        features[np.arange(steps)[None, :] >= lengths[:, None]] = 0.0
+        expected = graph(features, lengths).numpy()
+        got = xla(features, lengths).numpy()
+        assert got.shape[1] == (padded_length(steps) if batch <= XLA_MAX_BATCH else steps)
+        for row, n in enumerate(lengths):
+            np.testing.assert_allclose(got[row, :n], expected[row, :n], atol=1e-5)
+        assert np.abs(expected).max() > 0.01
+
+
+def test_padded_lengths_are_few_and_close():
+    from speech_rnn.evaluate import padded_length
+    lengths = [padded_length(t) for t in range(1, 1025)]
+    assert all(p >= t for t, p in zip(range(1, 1025), lengths))
+    assert all((p - t) / t < 0.125 for t, p in zip(range(64, 1025), lengths[63:]))
+    assert len(set(lengths)) <= 48        # shapes XLA compiles for up to ~30 s of speech
