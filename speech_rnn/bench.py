@@ -47,7 +47,7 @@ TARGETS = {
     "batch_x_realtime": (">=", 300.0),
 }
 # Sizes of the full run (about 10-15 minutes on 2 cores) and of --quick (seconds).
-FULL = dict(repeats=3, pipeline_kathleen=None, pipeline_fsdd=250, train_utterances=96,
+FULL = dict(repeats=3, pipeline_kathleen=None, pipeline_fsdd=250, train_utterances=192,
             infer_files=20, many_files=400, many_repeats=2, scale_seconds=(2, 8, 32),
             scale_batch=4, scale_steps=3, scale_separate=True)
 QUICK = dict(repeats=1, pipeline_kathleen=8, pipeline_fsdd=4, train_utterances=8,

@@ -85,7 +85,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     jit_compile: bool = True
     seed: int = 1234
-    bucket_width_s: float = 2.0       # bucket boundaries every this many audio seconds
+    bucket_width_s: float = 1.0       # bucket boundaries every this many audio seconds
     shuffle_buffer: int = 20000
     cache: bool = True                # cache features on disk in the run folder
     max_nonfinite_in_row: int = 20
