@@ -50,10 +50,15 @@ def make_optimizer(schedule, clipnorm: float, replicas: int, float16: bool):
 def ctc_loss(batch, logits, blank_id: int):
     """Per-utterance CTC negative log-likelihood, using the true lengths."""
     labels = tf.where(batch["labels"] < 0, tf.zeros_like(batch["labels"]), batch["labels"])
-    return tf.nn.ctc_loss(labels=labels, logits=tf.cast(logits, tf.float32),
-                          label_length=batch["label_lengths"],
-                          logit_length=batch["feature_lengths"],
-                          logits_time_major=False, blank_index=blank_id)
+
+    def loss():
+        return tf.nn.ctc_loss(labels=labels, logits=tf.cast(logits, tf.float32),
+                              label_length=batch["label_lengths"],
+                              logit_length=batch["feature_lengths"],
+                              logits_time_major=False, blank_index=blank_id)
+    # A replica's share of a short batch can be empty (one utterance over two replicas),
+    # and tf.nn.ctc_loss fails on an empty batch.
+    return tf.cond(tf.shape(labels)[0] > 0, loss, lambda: tf.zeros([0], tf.float32))
 
 
 class CTCTrainer(keras.Model):

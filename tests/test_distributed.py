@@ -151,3 +151,27 @@ def test_killed_worker_then_restart_resumes_from_the_backup(manifest, single_dev
         assert f"step {backup}" in final_line(out, "restored")
     assert json.loads((run / "metrics.json").read_text())["steps"] == total
     assert len({final_line(out, "final weights sha256") for out in outs}) == 1
+
+
+def test_ctc_loss_of_an_empty_replica_share_is_empty_not_an_error():
+    # One utterance over two replicas leaves the second an empty batch.
+    import tensorflow as tf
+
+    from speech_rnn.trainer import ctc_loss
+    batch = {"labels": tf.zeros([0, 4], tf.int32), "label_lengths": tf.zeros([0], tf.int32),
+             "feature_lengths": tf.zeros([0], tf.int32)}
+    logits = tf.zeros([0, 6, 3])
+    spec = {k: tf.TensorSpec([None] + v.shape[1:], v.dtype) for k, v in batch.items()}
+
+    # As in the train step: traced for any batch size, run on an empty one.
+    @tf.function(input_signature=[spec, tf.TensorSpec([None, 6, 3], tf.float32)])
+    def loss_and_gradient(batch, logits):
+        with tf.GradientTape() as tape:
+            tape.watch(logits)
+            losses = ctc_loss(batch, logits, blank_id=2)
+            total = tf.reduce_sum(losses)
+        return losses, total, tape.gradient(total, logits)
+
+    losses, total, gradient = loss_and_gradient(batch, logits)
+    assert losses.shape == (0,) and float(total) == 0.0
+    assert gradient.shape == (0, 6, 3)
