@@ -68,9 +68,9 @@ def make_forward(acoustic_model, jit_compile: bool | None = None):
         lengths = tf.constant(np.asarray(lengths, np.int32))
         if len(features) > XLA_MAX_BATCH:
             return as_graph(tf.constant(features), lengths)
-        steps = features.shape[1]
-        if padded_length(steps) > steps:
-            features = np.pad(features, [(0, 0), (0, padded_length(steps) - steps), (0, 0)])
+        pad = padded_length(features.shape[1]) - features.shape[1]
+        if pad:
+            features = np.pad(features, [(0, 0), (0, pad), (0, 0)])
         return as_xla(tf.constant(features), lengths)
     return forward
 
