@@ -6,45 +6,10 @@ the command exits with status 2; no TensorFlow traceback reaches the user.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-
-def _quiet_tensorflow() -> None:
-    """Import TensorFlow with its start-up chatter (C++ lines about CUDA drivers and oneDNN,
-    printed before its logging is configured) sent to /dev/null, so that a CLI error is one
-    line. Python exceptions are unaffected. SPEECH_RNN_TF_LOGS=1 keeps the chatter."""
-    if os.environ.get("SPEECH_RNN_TF_LOGS"):
-        return
-    # Level 3: C++ error lines too (e.g. "oneDNN supports DT_BOOL only on ..."); real
-    # failures still arrive as Python exceptions, which the CLI reports.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        try:
-            import tensorflow as tf
-            tf.config.list_physical_devices()  # the CUDA probe logs here, not at import
-        except ImportError:
-            pass  # reported properly when a command actually needs TensorFlow
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-def default_shared_data() -> Path | None:
-    """``../shared/data`` beside the project (or $SPEECH_RNN_SHARED_DATA), if present."""
-    env = os.environ.get("SPEECH_RNN_SHARED_DATA")
-    candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "data")
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate
-    return None
+from .runtime import apply_threads, quiet_tensorflow
 
 
 # -- train ----------------------------------------------------------------------------------
@@ -272,7 +237,7 @@ def _run_transcribe(args) -> int:
     from tqdm import tqdm
 
     from .errors import SpeechRnnError
-    from .transcribe import load_model
+    from .recognizer import load_model
     from .writers import output_name, render, transcription_dict, write_outputs
 
     items = list(_expand_inputs(args.inputs, args.glob))
@@ -403,7 +368,7 @@ def _run_lm_tune(args) -> int:
     from .errors import ConfigError
     from .fileio import atomic_write_json
     from .lm import tune
-    from .transcribe import load_model
+    from .recognizer import load_model
     alphas, betas = _float_list(args.alphas, "--alphas"), _float_list(args.betas, "--betas")
     if args.beam < 2:
         raise ConfigError("--beam must be >= 2")
@@ -421,21 +386,21 @@ def _run_lm_tune(args) -> int:
 
 # -- prepare --------------------------------------------------------------------------------
 def _add_prepare(sub):
-    from . import prepare
+    from .data import prepare
     p = sub.add_parser("prepare", help="import a corpus layout into JSONL manifests with splits")
     prepare.add_arguments(p)
     p.set_defaults(func=prepare.run)
 
 
 def _add_synth(sub):
-    from . import synth
+    from .synth import corpus as synth
     p = sub.add_parser("synth", help="synthesize an offline English speech corpus (espeak-ng)")
     synth.add_arguments(p)
     p.set_defaults(func=synth.run)
 
 
 def _add_demo(sub):
-    from . import demo
+    from .synth import demo
     p = sub.add_parser("demo", help="build the synthetic corpus, train, evaluate, transcribe",
                        description=demo.__doc__.splitlines()[0])
     demo.add_arguments(p)
@@ -443,7 +408,7 @@ def _add_demo(sub):
 
 
 def _add_recipe(sub):
-    from . import recipes
+    from .data import recipes
     p = sub.add_parser("recipe", help="build train/dev/test manifests: fsdd, fsdd-connected, "
                                       "kathleen", description=recipes.__doc__.splitlines()[0])
     recipes.add_arguments(p)
@@ -451,7 +416,7 @@ def _add_recipe(sub):
 
 
 def _add_bench(sub):
-    from . import bench
+    from .bench import suite as bench
     p = sub.add_parser("bench", help="speed benchmarks, side by side: pipeline, training, "
                                      "inference, scaling, roofline",
                        description=bench.__doc__.splitlines()[0])
@@ -479,13 +444,12 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command not in ("prepare", "synth", "recipe"):
-        _quiet_tensorflow()
+        quiet_tensorflow()
     from .errors import SpeechRnnError
     if getattr(args, "threads", None) is not None:
         if args.threads < 1:
             print(f"speech-rnn {args.command}: error: --threads must be >= 1", file=sys.stderr)
             return 2
-        from .bench_common import apply_threads
         try:
             apply_threads(args.threads)   # before TensorFlow runs its first op
         except RuntimeError:  # main() called again in a process where TensorFlow already ran

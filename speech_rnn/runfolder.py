@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import RunFolderError
 from .fileio import atomic_write_json
+from .runtime import cpu_model, git_commit
 
 
 @dataclass(frozen=True)
@@ -116,39 +116,15 @@ def describe_environment(seed: int) -> dict:
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "platform": platform.platform(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "devices": gpus or ["CPU"],
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "seed": seed,
         "command": sys.argv,
     }
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _git_commit() -> str | None:
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=5)
-        if out.returncode == 0:
-            dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here,
-                                   capture_output=True, text=True, timeout=5).stdout.strip()
-            return out.stdout.strip() + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return None
 
 
 def write_env(run: RunFolder, seed: int, extra: dict | None = None) -> None:

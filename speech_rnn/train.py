@@ -287,7 +287,7 @@ def _fit(run, own, config, data: _Data, parts: _Parts, strategy, strategy_kind, 
     import tensorflow as tf
 
     from .callbacks import TrainingHooks
-    from .evaluate import make_forward
+    from .inference import make_forward
     from .pipeline import make_dataset
     tc = config.train
     # Every worker resumes from the run folder's checkpoints; each saves to its own folder.

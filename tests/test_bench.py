@@ -75,7 +75,7 @@ def test_quick_run_writes_every_section(quick_report, capsys):
 
 
 def test_table_lists_the_comparisons(quick_report):
-    from speech_rnn.bench import format_table
+    from speech_rnn.bench.suite import format_table
     table = format_table(quick_report)
     for text in ("librosa loop", "reference", "input-bound ratio", "RTF per file, 1 thread",
                  "batch transcription", "roofline", "targets:"):
@@ -84,7 +84,8 @@ def test_table_lists_the_comparisons(quick_report):
 
 def test_worker_subprocess_applies_threads(tmp_path):
     """Workers are separate processes: the thread cap is in force, memory is their own."""
-    from speech_rnn.bench_common import kathleen_utterances, run_worker, to_dicts
+    from speech_rnn.bench.common import kathleen_utterances, to_dicts
+    from speech_rnn.bench.launch import run_worker
     from speech_rnn.config import Config
     config = Config().with_overrides(["model.lstm_layers=1", "model.lstm_units=8"])
     utterances = to_dicts(kathleen_utterances(shared_data(), 3))
@@ -96,7 +97,7 @@ def test_worker_subprocess_applies_threads(tmp_path):
 
 
 def test_flop_count_of_the_default_model():
-    from speech_rnn.bench_roofline import fraction_of_limit, model_flops
+    from speech_rnn.bench.roofline import fraction_of_limit, model_flops
     from speech_rnn.config import Config
     flops = model_flops(Config(), num_classes=29)
     by_layer = flops["per_window_by_layer"]

@@ -10,18 +10,18 @@ import numpy as np
 import pytest
 
 from speech_rnn.decoding import greedy_decode, prefix_beam_search
+from speech_rnn.text import DIGIT_WORDS
 from speech_rnn.lm import (BOS, EOS, FALLBACK_DISCOUNTS, UNK, LanguageModelError, NgramLM,
                            adjusted_counts, build_arpa, kneser_ney, modified_kn_discounts,
                            read_arpa, write_arpa)
 
 CHARS = tuple("abcdefghijklmnopqrstuvwxyz' ")
 BLANK = len(CHARS)
-DIGITS = "zero one two three four five six seven eight nine".split()
 
 
 def digit_corpus(count=300, seed=0):
     rng = np.random.default_rng(seed)
-    return [[DIGITS[d] for d in rng.integers(0, 10, rng.integers(1, 7))] for _ in range(count)]
+    return [[DIGIT_WORDS[d] for d in rng.integers(0, 10, rng.integers(1, 7))] for _ in range(count)]
 
 
 def zipf_corpus(count=400, seed=0):

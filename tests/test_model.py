@@ -50,7 +50,7 @@ def test_saved_model_keeps_the_projected_layers_and_loads_safely(tmp_path):
 
 
 def test_xla_forward_matches_the_graph_for_any_batch_and_length():
-    from speech_rnn.evaluate import XLA_MAX_BATCH, make_forward, padded_length
+    from speech_rnn.inference import XLA_MAX_BATCH, make_forward, padded_length
     model = build_model(ModelConfig(lstm_layers=2, lstm_units=8), input_dim=6, num_classes=5)
     graph, xla = make_forward(model, jit_compile=False), make_forward(model, jit_compile=True)
     rng = np.random.default_rng(1)
@@ -68,7 +68,7 @@ def test_xla_forward_matches_the_graph_for_any_batch_and_length():
 
 
 def test_padded_lengths_are_few_and_close():
-    from speech_rnn.evaluate import padded_length
+    from speech_rnn.inference import padded_length
     lengths = [padded_length(t) for t in range(1, 1025)]
     assert all(p >= t for t, p in zip(range(1, 1025), lengths))
     assert all((p - t) / t < 0.125 for t, p in zip(range(64, 1025), lengths[63:]))

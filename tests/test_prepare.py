@@ -1,4 +1,4 @@
-"""Tests of speech_rnn.prepare on small look-alike trees of each layout, built from the real
+"""Tests of speech_rnn.data.prepare on small look-alike trees of each layout, built from the real
 recordings in the shared data folder (never copied into the repository)."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import soundfile
 
 from speech_rnn.errors import AudioError, ConfigError, ManifestError
 from speech_rnn.manifest import Problem, Utterance, read_manifest, write_manifest
-from speech_rnn.prepare import (LAYOUTS, PrepareReport, add_arguments, detect_layout,
+from speech_rnn.data.prepare import (LAYOUTS, PrepareReport, add_arguments, detect_layout,
                                 format_report, group_key, import_layout, parse_fractions,
                                 prepare, run, split_utterances)
 from speech_rnn.text import normalize_text

@@ -10,7 +10,8 @@ import shutil
 import numpy as np
 import pytest
 
-from speech_rnn import recipes
+from speech_rnn.data import recipes
+from speech_rnn.text import DIGIT_WORDS
 from speech_rnn.errors import ConfigError
 from speech_rnn.manifest import read_manifest
 
@@ -57,7 +58,7 @@ def test_connected_digit_strings_are_built_as_promised(connected):
             for source, (_, _, word) in zip(row["sources"], words):
                 digit, speaker, take = TAKE.fullmatch(source).groups()
                 assert speaker == row["speaker"]
-                assert recipes.DIGITS[int(digit)] == word
+                assert DIGIT_WORDS[int(digit)] == word
                 assert int(take) in takes[split], (split, source)
             # The stored times are where the speech is: the gaps are silence or low noise.
             inside = np.concatenate([audio[round(s * rate):round(e * rate)] for s, e, _ in words])
@@ -130,7 +131,7 @@ def test_isolated_fsdd_keeps_the_official_split(fsdd_dir, tmp_path):
         for utt in utts:
             digit, speaker, take = TAKE.fullmatch(utt.id).groups()
             assert recipes.split_of_take(int(take)) == split
-            assert utt.text == recipes.DIGITS[int(digit)] and utt.speaker == speaker
+            assert utt.text == DIGIT_WORDS[int(digit)] and utt.speaker == speaker
             assert utt.id not in seen
             seen[utt.id] = split
     total = len(list(fsdd_dir.glob("*.wav")))

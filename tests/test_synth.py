@@ -10,7 +10,7 @@ import pytest
 from speech_rnn.config import TextConfig
 from speech_rnn.errors import SpeechRnnError
 from speech_rnn.manifest import read_manifest
-from speech_rnn.sentences import (MAX_WORDS, MIN_WORDS, generate_sentences, ordinal_words,
+from speech_rnn.synth.sentences import (MAX_WORDS, MIN_WORDS, generate_sentences, ordinal_words,
                                   time_words, vocabulary, year_words)
 from speech_rnn.text import normalize_text
 
@@ -69,36 +69,37 @@ def test_number_words():
 
 # ------------------------------------------------------------------ voices and synthesis
 
-synth = pytest.importorskip("speech_rnn.synth")
+espeak = pytest.importorskip("speech_rnn.synth.engine")
+synth_corpus = pytest.importorskip("speech_rnn.synth.corpus")
 pytest.importorskip("espeakng_loader")
 
 
 def test_every_voice_exists():
-    assert len(synth.VOICES) >= 20 and len(set(synth.VOICES)) == len(synth.VOICES)
-    available = set(synth.available_voices())
-    missing = [v for v in synth.VOICES if v not in available]
+    assert len(espeak.VOICES) >= 20 and len(set(espeak.VOICES)) == len(espeak.VOICES)
+    available = set(espeak.available_voices())
+    missing = [v for v in espeak.VOICES if v not in available]
     assert not missing, missing
-    synth.check_voices(synth.VOICES)  # and espeak-ng resolves each one exactly
+    espeak.check_voices(espeak.VOICES)  # and espeak-ng resolves each one exactly
 
 
 def test_held_out_voices_are_unseen():
-    train, dev, test = (set(synth.SPLIT_VOICES[s]) for s in ("train", "dev", "test"))
+    train, dev, test = (set(synth_corpus.SPLIT_VOICES[s]) for s in ("train", "dev", "test"))
     assert not (train & dev) and not (train & test) and not (dev & test)
     assert len(test) >= 3 and len(dev) >= 2
     def variants(names):
-        return {synth.split_voice(n)[1] for n in names}
+        return {espeak.split_voice(n)[1] for n in names}
     assert not variants(test) & (variants(train) | variants(dev))
     assert not variants(dev) & variants(train)
 
 
 def test_wrong_voice_names_are_errors():
-    with pytest.raises(synth.VoiceNotFoundError):
-        synth.check_voices(["en-us+M1"])        # the file is "m1": case matters
-    with pytest.raises(synth.VoiceNotFoundError):
-        synth.engine().check_voice("en-us+M1")  # espeak-ng itself would fall back silently
-    with pytest.raises(synth.VoiceNotFoundError):
-        synth.check_voices(["xx-nowhere+m1"])
-    assert issubclass(synth.VoiceNotFoundError, SpeechRnnError)
+    with pytest.raises(espeak.VoiceNotFoundError):
+        espeak.check_voices(["en-us+M1"])        # the file is "m1": case matters
+    with pytest.raises(espeak.VoiceNotFoundError):
+        espeak.engine().check_voice("en-us+M1")  # espeak-ng itself would fall back silently
+    with pytest.raises(espeak.VoiceNotFoundError):
+        espeak.check_voices(["xx-nowhere+m1"])
+    assert issubclass(espeak.VoiceNotFoundError, SpeechRnnError)
 
 
 def _median_f0(audio, sr=16000):
@@ -119,38 +120,38 @@ def _median_f0(audio, sr=16000):
 
 def test_synthesis_output_and_voices_differ():
     text = "The quick brown fox jumps over the lazy dog near the river."
-    male = synth.synthesize(text, "en-us+m3")
-    female = synth.synthesize(text, "en-us+f2")
+    male = espeak.synthesize(text, "en-us+m3")
+    female = espeak.synthesize(text, "en-us+f2")
     for audio in (male, female):
         assert audio.dtype == np.float32 and audio.ndim == 1
-        assert 1.5 < len(audio) / synth.SAMPLE_RATE < 8
+        assert 1.5 < len(audio) / espeak.SAMPLE_RATE < 8
         assert np.all(np.isfinite(audio)) and np.abs(audio).max() <= 1.0
         assert np.sqrt(np.mean(audio ** 2)) > 0.01
     f0_male, f0_female = _median_f0(male), _median_f0(female)
     assert 70 < f0_male < 150, f0_male
     assert f0_female > 1.5 * f0_male, (f0_male, f0_female)
     # Same variant, other accent: a different pronunciation, not the same samples.
-    scottish = synth.synthesize(text, "en-gb-scotland+m3")
+    scottish = espeak.synthesize(text, "en-gb-scotland+m3")
     assert len(scottish) != len(male) or not np.array_equal(scottish, male)
 
 
 def test_rate_and_pitch_take_effect():
     text = "Please call me at half past nine tomorrow morning."
-    slow = synth.synthesize(text, "en-us+m1", rate=130)
-    fast = synth.synthesize(text, "en-us+m1", rate=220)
+    slow = espeak.synthesize(text, "en-us+m1", rate=130)
+    fast = espeak.synthesize(text, "en-us+m1", rate=220)
     assert len(slow) > 1.3 * len(fast)
-    low = _median_f0(synth.synthesize(text, "en-us+m1", pitch=20))
-    high = _median_f0(synth.synthesize(text, "en-us+m1", pitch=80))
+    low = _median_f0(espeak.synthesize(text, "en-us+m1", pitch=20))
+    high = _median_f0(espeak.synthesize(text, "en-us+m1", pitch=80))
     assert high > 1.2 * low
 
 
 def test_rendering_is_deterministic_whatever_came_before():
     text = "My phone number is four two seven nine one."
-    params = synth.utterance_params(seed=3, split="train", index=5)
-    first = synth.wav_bytes(synth.render(text, params))
-    synth.render("Something else entirely, spoken first.", synth.utterance_params(3, "dev", 1))
-    synth.synthesize("And another voice.", "en+klatt3", seed=99)
-    second = synth.wav_bytes(synth.render(text, params))
+    params = synth_corpus.utterance_params(seed=3, split="train", index=5)
+    first = synth_corpus.wav_bytes(synth_corpus.render(text, params))
+    synth_corpus.render("Something else entirely, spoken first.", synth_corpus.utterance_params(3, "dev", 1))
+    espeak.synthesize("And another voice.", "en+klatt3", seed=99)
+    second = synth_corpus.wav_bytes(synth_corpus.render(text, params))
     assert first == second
     audio, sr = sf.read(io.BytesIO(first), dtype="float32")
     info = sf.info(io.BytesIO(first))
@@ -160,24 +161,24 @@ def test_rendering_is_deterministic_whatever_came_before():
 
 def test_noise_and_reverb_options():
     rng = np.random.default_rng(0)
-    plain = synth.draw_params("en-us+m1", np.random.default_rng(1), noise=False, reverb=False)
+    plain = synth_corpus.draw_params("en-us+m1", np.random.default_rng(1), noise=False, reverb=False)
     assert plain.snr_db is None and plain.rt60 is None
-    noisy = synth.draw_params("en-us+m1", np.random.default_rng(1), noise=True, reverb=True)
+    noisy = synth_corpus.draw_params("en-us+m1", np.random.default_rng(1), noise=True, reverb=True)
     # Turning an effect off leaves every other parameter as it was.
     assert (plain.rate, plain.pitch, plain.espeak_seed) == \
         (noisy.rate, noisy.pitch, noisy.espeak_seed)
-    params = [synth.draw_params("en-us+m1", rng) for _ in range(200)]
+    params = [synth_corpus.draw_params("en-us+m1", rng) for _ in range(200)]
     snrs = [p.snr_db for p in params if p.snr_db is not None]
     assert 100 < len(snrs) < 200 and min(snrs) >= 10 and max(snrs) <= 40
     assert 50 < sum(p.rt60 is not None for p in params) < 150
     text = "Open the door."
-    base = synth.draw_params("en-us+m1", np.random.default_rng(4), noise=False, reverb=False)
-    clean = synth.render(text, base)
-    lead = int(base.pad_start * synth.SAMPLE_RATE)
+    base = synth_corpus.draw_params("en-us+m1", np.random.default_rng(4), noise=False, reverb=False)
+    clean = synth_corpus.render(text, base)
+    lead = int(base.pad_start * espeak.SAMPLE_RATE)
     assert np.abs(clean[:lead - 10]).max() < 1e-4              # silent lead-in
-    with_noise = synth.render(text, dataclasses.replace(base, snr_db=15.0))
+    with_noise = synth_corpus.render(text, dataclasses.replace(base, snr_db=15.0))
     assert np.abs(with_noise[:lead - 10]).max() > 1e-3         # noise fills the pauses
-    with_reverb = synth.render(text, dataclasses.replace(base, rt60=0.6))
+    with_reverb = synth_corpus.render(text, dataclasses.replace(base, rt60=0.6))
     assert len(with_reverb) == len(clean) and not np.allclose(with_reverb, clean, atol=1e-3)
 
 
@@ -194,7 +195,7 @@ def _snapshot(folder):
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth") / "corpus"
-    manifests = synth.build_corpus(out, hours=HOURS, seed=11, workers=1, progress=False)
+    manifests = synth_corpus.build_corpus(out, hours=HOURS, seed=11, workers=1, progress=False)
     return out, manifests
 
 
@@ -212,7 +213,7 @@ def test_corpus_layout(corpus):
             assert info.samplerate == 16000 and info.channels == 1
             assert info.subtype == "PCM_16"
             assert abs(info.frames / 16000 - u.duration) < 1e-3
-            assert u.id.startswith(split + "-") and u.speaker in synth.SPLIT_VOICES[split]
+            assert u.id.startswith(split + "-") and u.speaker in synth_corpus.SPLIT_VOICES[split]
             listed.add(u.audio_filepath)
         total += sum(u.duration for u in utts)
     assert total >= HOURS * 3600
@@ -231,13 +232,13 @@ def test_splits_share_no_sentence_and_no_voice(corpus):
     for a, b in (("train", "dev"), ("train", "test"), ("dev", "test")):
         assert not texts[a] & texts[b]
         assert not voices[a] & voices[b]
-    assert voices["test"] <= set(synth.TEST_VOICES)
-    assert voices["dev"] <= set(synth.DEV_VOICES)
+    assert voices["test"] <= set(espeak.TEST_VOICES)
+    assert voices["dev"] <= set(espeak.DEV_VOICES)
 
 
 def test_corpus_is_deterministic(corpus, tmp_path):
     out, manifests = corpus
-    again = synth.build_corpus(tmp_path / "again", hours=HOURS, seed=11, workers=2,
+    again = synth_corpus.build_corpus(tmp_path / "again", hours=HOURS, seed=11, workers=2,
                                progress=False)
     for split in manifests:      # paths in manifests are relative: the bytes are equal
         assert again[split].read_bytes() == manifests[split].read_bytes()
@@ -248,7 +249,7 @@ def test_corpus_is_deterministic(corpus, tmp_path):
 def test_corpus_resumes_without_rewriting(corpus):
     out, _ = corpus
     before = _snapshot(out)
-    synth.build_corpus(out, hours=HOURS, seed=11, workers=1, progress=False)
+    synth_corpus.build_corpus(out, hours=HOURS, seed=11, workers=1, progress=False)
     after = _snapshot(out)
     assert after.keys() == before.keys()
     for name, (data, mtime) in before.items():
@@ -259,44 +260,44 @@ def test_corpus_resumes_without_rewriting(corpus):
     victim = sorted((out / "audio").glob("train-*.wav"))[1]
     data = victim.read_bytes()
     victim.unlink()
-    synth.build_corpus(out, hours=HOURS, seed=11, workers=1, progress=False)
+    synth_corpus.build_corpus(out, hours=HOURS, seed=11, workers=1, progress=False)
     assert victim.read_bytes() == data
 
 
 def test_other_settings_in_the_same_folder_are_refused(corpus):
     out, _ = corpus
-    with pytest.raises(synth.SynthError, match="seed"):
-        synth.build_corpus(out, hours=HOURS, seed=12, workers=1, progress=False)
-    with pytest.raises(synth.SynthError, match="noise"):
-        synth.build_corpus(out, hours=HOURS, seed=11, noise=False, workers=1, progress=False)
+    with pytest.raises(espeak.SynthError, match="seed"):
+        synth_corpus.build_corpus(out, hours=HOURS, seed=12, workers=1, progress=False)
+    with pytest.raises(espeak.SynthError, match="noise"):
+        synth_corpus.build_corpus(out, hours=HOURS, seed=11, noise=False, workers=1, progress=False)
 
 
 def test_bad_arguments(tmp_path):
     with pytest.raises(SpeechRnnError, match="hours"):
-        synth.build_corpus(tmp_path / "x", hours=0)
+        synth_corpus.build_corpus(tmp_path / "x", hours=0)
     with pytest.raises(SpeechRnnError, match="workers"):
-        synth.build_corpus(tmp_path / "x", hours=0.01, workers=0)
+        synth_corpus.build_corpus(tmp_path / "x", hours=0.01, workers=0)
 
 
 def test_sentence_split_is_stable():
-    assert synth.sentence_split("Open the door.", 0) == synth.sentence_split("open the door", 0)
+    assert synth_corpus.sentence_split("Open the door.", 0) == synth_corpus.sentence_split("open the door", 0)
     counts = {"train": 0, "dev": 0, "test": 0}
     for s in generate_sentences(2000, seed=2):
-        counts[synth.sentence_split(s, 2)] += 1
+        counts[synth_corpus.sentence_split(s, 2)] += 1
     assert 40 < counts["test"] < 170 and 40 < counts["dev"] < 170
 
 
 def test_cli(tmp_path, capsys):
     parser = argparse.ArgumentParser()
-    synth.add_arguments(parser)
+    synth_corpus.add_arguments(parser)
     for action in parser._actions:
         if action.dest != "help":
             assert action.help, action.dest
     args = parser.parse_args(["--out", str(tmp_path / "c"), "--hours", "0.005", "--seed", "4",
                               "--no-noise", "--no-reverb", "--workers", "1", "--quiet"])
-    assert synth.run(args) == 0
+    assert synth_corpus.run(args) == 0
     printed = capsys.readouterr().out
     assert "train" in printed and "test" in printed
     utts = read_manifest(tmp_path / "c" / "train.jsonl")
-    params = synth.utterance_params(4, "train", 0, noise=False, reverb=False)
+    params = synth_corpus.utterance_params(4, "train", 0, noise=False, reverb=False)
     assert params.snr_db is None and utts[0].speaker == params.voice

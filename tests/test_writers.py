@@ -6,7 +6,7 @@ import json
 import pytest
 
 from speech_rnn.decoding import DecodingOptions
-from speech_rnn.transcribe import Segment, Transcription, Word
+from speech_rnn import Segment, Transcription, Word
 from speech_rnn.writers import (FORMATS, escape_vtt, format_timestamp, output_name, render,
                                 write_outputs)
 

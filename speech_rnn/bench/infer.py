@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench_common import clock, median
+from .common import clock, median
 
 
 def make_model(spec: dict) -> dict:
@@ -23,11 +23,11 @@ def make_model(spec: dict) -> dict:
     and unit feature statistics: the speed of a trained model, none of its accuracy."""
     import keras
 
-    from .bench_common import build_examples, from_dicts
-    from .config import Config
-    from .features import FeatureStats, feature_dim, window_dim
-    from .model import build_model
-    from .runfolder import RunFolder, save_keras_atomic
+    from .common import build_examples, from_dicts
+    from ..config import Config
+    from ..features import FeatureStats, feature_dim, window_dim
+    from ..model import build_model
+    from ..runfolder import RunFolder, save_keras_atomic
 
     keras.utils.set_random_seed(1234)
     config = Config.from_dict(spec["config"])
@@ -55,7 +55,7 @@ def _pocketsphinx():
 
 
 def pocketsphinx_transcribe(decoder, path: str, sample_rate: int = 16000) -> str:
-    from .audio import load_audio
+    from ..audio import load_audio
     audio = load_audio(path, sample_rate)
     pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
     decoder.start_utt()
@@ -75,8 +75,8 @@ def _time_files(fn, files) -> float:
 def breakdown(recognizer, files) -> dict:
     """Seconds per stage over ``files``, one at a time: decode+resample, features, model,
     decoding + word times."""
-    from .audio import load_audio
-    from .decoding import DecodingOptions
+    from ..audio import load_audio
+    from ..decoding import DecodingOptions
     totals = dict.fromkeys(("audio", "features", "model", "decoding"), 0.0)
     options = DecodingOptions()
     for path in files:
@@ -96,18 +96,18 @@ def breakdown(recognizer, files) -> dict:
 
 
 def run(spec: dict) -> dict:
-    from .audio import audio_duration
-    from .bench_roofline import measure_matmul
-    from .evaluate import padded_length
-    from .features import num_windows
-    from .transcribe import load_model
+    from ..audio import audio_duration
+    from .roofline import measure_matmul
+    from ..inference import padded_length
+    from ..features import num_windows
+    from ..recognizer import load_model
 
     recognizer = load_model(spec["run_dir"])
     files = spec["files"]
     audio = sum(audio_duration(f) for f in files)
     beam = int(spec["beam_width"])
     # Warm-up: the first pass traces the model and, on a CPU, XLA-compiles one shape per
-    # padded length (evaluate.padded_length); reported on its own.
+    # padded length (inference.padded_length); reported on its own.
     first_pass = _time_files(recognizer.transcribe, files)
     recognizer.transcribe(files[0], beam_width=beam)
     decoder = _pocketsphinx() if spec.get("pocketsphinx") else None
@@ -157,8 +157,8 @@ def run(spec: dict) -> dict:
 def run_scaling(spec: dict) -> dict:
     """Transcription time (waveform in memory: features, model, decoding) of one stretch of
     real speech cut to each length in ``spec["seconds"]``."""
-    from .audio import load_audio
-    from .transcribe import load_model
+    from ..audio import load_audio
+    from ..recognizer import load_model
 
     recognizer = load_model(spec["run_dir"])
     sr = recognizer.sample_rate

@@ -2,7 +2,7 @@
 pipeline (decode, resample, log-mel, disk cache, shuffle, SpecAugment, MFCC, normalization,
 windows, bucketing, padding, prefetch), cold (first epoch, writing the cache) and warm (the
 next epoch, reading it), against a plain librosa loop computing the same features from the
-same files, file after file. Runs inside a worker (:mod:`speech_rnn.bench_worker`).
+same files, file after file. Runs inside a worker (:mod:`speech_rnn.bench.worker`).
 """
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench_common import build_examples, clock, from_dicts, median
-from .config import Config
+from .common import build_examples, clock, from_dicts, median
+from ..config import Config
 
 
 def librosa_features(path: str, config: Config, mean: np.ndarray, inv_std: np.ndarray):
@@ -76,9 +76,9 @@ def _iterate(make) -> dict:
 
 
 def run(spec: dict) -> dict:
-    from .audio import load_audio
-    from .features import FeatureExtractor
-    from .pipeline import compute_feature_stats, make_dataset
+    from ..audio import load_audio
+    from ..features import FeatureExtractor
+    from ..pipeline import compute_feature_stats, make_dataset
 
     config = Config.from_dict(spec["config"])
     _, examples = build_examples(from_dicts(spec["utterances"]), config)

@@ -34,14 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from .config import Config
-    from .errors import ConfigError
-    from .evaluate import evaluate_run
-    from .manifest import read_manifest
-    from .synth import build_corpus
-    from .text import normalize_text
-    from .train import train
-    from .transcribe import load_model
+    from ..config import Config
+    from ..errors import ConfigError
+    from ..evaluate import evaluate_run
+    from ..manifest import read_manifest
+    from .corpus import build_corpus
+    from ..text import normalize_text
+    from ..train import train
+    from ..recognizer import load_model
 
     if args.hours <= 0 or args.minutes <= 0:
         raise ConfigError("--hours and --minutes must be positive")

@@ -25,20 +25,19 @@ from typing import NamedTuple
 
 from tqdm import tqdm
 
-from .audio import audio_duration
-from .errors import AudioError, ConfigError, ManifestError
-from .manifest import Problem, Utterance, read_manifest, write_manifest
-from .text import normalize_text
+from ..audio import audio_duration
+from ..errors import AudioError, ConfigError, ManifestError
+from ..manifest import Problem, Utterance, read_manifest, write_manifest
+from . import fsdd
+from ..text import normalize_text
 
 LAYOUTS = ("folder", "fsdd", "librispeech", "ljspeech", "commonvoice", "manifest", "csv")
 GROUP_BYS = ("text", "speaker", "prompt", "id", "none")
 DEFAULT_FRACTIONS = {"train": 0.8, "dev": 0.1, "test": 0.1}
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
-_FSDD_NAME = re.compile(r"(\d)_([a-z]+)_(\d+)\.wav")
 _TAKE_SUFFIX = re.compile(r"_\d+$")
 _SPLIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_DIGITS = "zero one two three four five six seven eight nine".split()
 _CV_SPLITS = ("train", "dev", "test")
 
 
@@ -89,7 +88,7 @@ def detect_layout(source: Path) -> str:
     if _librispeech_transcripts(source)[0]:
         return "librispeech"
     audio = _audio_files(source)
-    if audio and all(_FSDD_NAME.fullmatch(p.name) for p in audio):
+    if audio and all(fsdd.parse(p) for p in audio):
         return "fsdd"
     if any(p.with_suffix(".txt").is_file() for p in audio):
         return "folder"
@@ -121,14 +120,12 @@ def _import_folder(source: Path, problems):
 def _import_fsdd(source: Path, problems):
     items = []
     for audio in _audio_files(source):
-        match = _FSDD_NAME.fullmatch(audio.name)
-        if not match:
+        recording = fsdd.parse(audio)
+        if recording is None:
             _report(problems, ManifestError(audio, "name is not {digit}_{speaker}_{index}.wav"))
             continue
-        digit, speaker, index = match.groups()
-        # The dataset's official split: takes 0-4 of each digit and speaker are the test set.
-        split = "test" if int(index) < 5 else "train"
-        items.append(_Item(split, audio, _DIGITS[int(digit)], speaker, audio.stem, audio))
+        items.append(_Item(fsdd.official_split(recording.take), audio, recording.word,
+                           recording.speaker, audio.stem, audio))
     return items, ("train", "test")
 
 

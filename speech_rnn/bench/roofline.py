@@ -11,8 +11,8 @@ is not counted, so it shows up as a lower fraction of the limit.
 """
 from __future__ import annotations
 
-from .config import Config
-from .features import window_dim
+from ..config import Config
+from ..features import window_dim
 
 
 def model_flops(config: Config, num_classes: int) -> dict:
@@ -42,7 +42,7 @@ def measure_matmul(size: int = 1024, repeats: int = 7, calls: int = 8) -> dict:
     ``repeats`` timings of ``calls`` chained ``size``-square matmuls (after a warm-up)."""
     import tensorflow as tf
 
-    from .bench_common import clock, median
+    from .common import clock, median
     a = tf.random.normal([size, size], seed=1)
     b = tf.random.normal([size, size], seed=2) / float(size) ** 0.5
 

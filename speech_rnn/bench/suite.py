@@ -3,7 +3,7 @@
 ``speech-rnn bench`` (or ``scripts/bench.py``) runs on ``../shared/data`` (kathleen read
 speech, FSDD digits) or on ``--manifest``, prints a table and writes JSON with the machine
 description. Every figure is the median of ``--repeats`` repeats.
-Each measurement runs in its own worker process (:mod:`speech_rnn.bench_worker`), so thread
+Each measurement runs in its own worker process (:mod:`speech_rnn.bench.worker`), so thread
 settings are fixed before TensorFlow starts and peak memory is per job.
 
 1. input pipeline, cold and warm, vs a plain librosa loop (:mod:`speech_rnn.bench_pipeline`)
@@ -29,10 +29,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .bench_common import (BenchError, describe_machine, fsdd_utterances, kathleen_utterances,
-                           manifest_utterances, run_worker, set_in_process, to_dicts)
-from .bench_roofline import fraction_of_limit, model_flops
-from .config import Config
+from .common import (BenchError, describe_machine, fsdd_utterances, kathleen_utterances,
+                           manifest_utterances, to_dicts)
+from .launch import run_worker, set_in_process
+from .roofline import fraction_of_limit, model_flops
+from ..config import Config
 
 SECTIONS = ("pipeline", "train", "inference", "scaling")
 REFERENCE = ["features.stack=1", "features.stride=1", "train.jit_compile=false"]
@@ -146,7 +147,7 @@ def _data(args) -> dict:
             raise BenchError(f"{args.manifest}: no utterances")
         return {"description": {"manifest": str(args.manifest), "utterances": len(utts)},
                 "pipeline": utts, "train": utts, "speech": utts, "kathleen": None}
-    from .cli import default_shared_data
+    from ..paths import default_shared_data
     root = Path(args.data) if args.data else default_shared_data()
     if root is None or not (root / "kathleen").is_dir():
         raise BenchError("no shared data found (../shared/data or $SPEECH_RNN_SHARED_DATA); "
@@ -213,7 +214,7 @@ def _run_sections(report, sections, sizes, config, reference, data, work, args):
 
 def _model(args, base, data, work, report):
     if args.model:
-        from .runfolder import RunFolder
+        from ..runfolder import RunFolder
         run = RunFolder(args.model)
         if not run.exists():
             raise BenchError(f"{args.model}: not a run folder (no config.json)")
@@ -243,7 +244,7 @@ def _train_section(base, utts, repeats, work):
 
 
 def _inference_section(model_dir, files, many, sizes, repeats, work):
-    from .transcribe import DEFAULT_BATCH_SIZE   # what a user gets by default
+    from ..recognizer import DEFAULT_BATCH_SIZE   # what a user gets by default
     spec = {"run_dir": str(model_dir), "files": files, "beam_width": 16, "repeats": repeats,
             "batch_size": DEFAULT_BATCH_SIZE, "many_repeats": sizes["many_repeats"]}
     one = run_worker("infer", dict(spec, pocketsphinx=True), work, threads=1)
@@ -325,7 +326,7 @@ def _cer_curve(args, base, data, work, report):
             raise BenchError("--cer-curve with --manifest needs --dev-manifest")
         train_manifest, dev_manifest = args.manifest, args.dev_manifest
     else:
-        from .recipes import kathleen
+        from ..data.recipes import kathleen
         manifests = kathleen(data["kathleen"], work / "kathleen_split")
         train_manifest, dev_manifest = manifests["train"], manifests["dev"]
     configs = report["sections"].get("train", {}).get("configs", {})

@@ -16,7 +16,7 @@ import random
 from functools import lru_cache
 from itertools import islice
 
-from .text import normalize_text, number_to_words
+from ..text import DIGIT_WORDS, normalize_text, number_to_words
 
 MIN_WORDS = 2
 MAX_WORDS = 25
@@ -518,7 +518,6 @@ _PREPOSITIONS_THING = ("on", "under", "behind", "next to", "beside", "inside", "
 _MONTHS = ("January February March April May June July August September October November "
            "December").split()
 _WEEKDAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
-_DIGITS = "zero one two three four five six seven eight nine".split()
 _ORDINALS_1_19 = ("first second third fourth fifth sixth seventh eighth ninth tenth eleventh "
                   "twelfth thirteenth fourteenth fifteenth sixteenth seventeenth eighteenth "
                   "nineteenth").split()
@@ -1249,7 +1248,7 @@ class _Grammar:
         words = []
         for _ in range(n):
             d = self.r.randrange(10)
-            words.append("oh" if d == 0 and self.chance(0.3) else _DIGITS[d])
+            words.append("oh" if d == 0 and self.chance(0.3) else DIGIT_WORDS[d])
         return " ".join(words)
 
     def t_digits(self):
@@ -1428,7 +1427,7 @@ def vocabulary() -> frozenset:
             words.update(p.split())
     words.update(m.lower() for m in _MONTHS)
     words.update(d.lower() for d in _WEEKDAYS)
-    words.update(_DIGITS)
+    words.update(DIGIT_WORDS)
     words.add("oh")
     for n in range(1, 100):
         words.update(ordinal_words(n).split())

@@ -1,5 +1,5 @@
 """One benchmark measurement in its own process:
-``python -m speech_rnn.bench_worker TASK SPEC.json OUT.json``.
+``python -m speech_rnn.bench.worker TASK SPEC.json OUT.json``.
 
 The spec's ``threads`` is applied before TensorFlow runs anything; the result gets the
 thread settings in force and the process' peak resident memory.
@@ -14,7 +14,7 @@ import warnings
 
 
 def _tasks():
-    from . import bench_infer, bench_pipeline, bench_train
+    from . import infer as bench_infer, pipeline as bench_pipeline, train as bench_train
     return {
         "pipeline": bench_pipeline.run,
         "train": bench_train.run,
@@ -28,7 +28,8 @@ def _tasks():
 
 def run_task(task: str, spec: dict) -> dict:
     """Run ``task`` here; add the thread settings in force and the peak resident memory."""
-    from .bench_common import peak_rss_mb, thread_settings
+    from ..runtime import thread_settings
+    from .common import peak_rss_mb
     result = _tasks()[task](spec)
     result["threads"] = thread_settings()
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
@@ -68,7 +69,7 @@ def main(argv=None) -> int:
         spec = json.load(f)
     if spec.get("max_rss_gib"):
         watch_memory(float(spec["max_rss_gib"]), out_path)
-    from .bench_common import apply_threads
+    from ..runtime import apply_threads
     apply_threads(spec.get("threads"))
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     result = run_task(task, spec)

@@ -17,7 +17,7 @@ frames (greedy: the argmax runs; beam search: a forced alignment of the best bea
 output frame is ``frame_step_ms * stride`` of audio. A character CTC model emits a word's
 letters in a short burst that often lags the spoken word, so the word's span is then moved
 onto the speech region of the audio (energy over the noise floor) that the burst belongs to
-(:func:`speech_rnn.longform.snap_to_speech`); with no speech region near it, the word keeps
+(:func:`speech_rnn.timing.snap_to_speech`); with no speech region near it, the word keeps
 its emission frames. A word's confidence is the lowest, over its characters, of the
 character's peak posterior probability on its frames.
 """
@@ -34,10 +34,11 @@ from .decoding import (DecodingOptions, Hypothesis, beam_decode, greedy_decode, 
                        prefix_beam_search)
 from .errors import AudioError, ConfigError, RunFolderError, SpeechRnnError
 from .features import FeatureExtractor, FeatureStats, feature_dim
-from .longform import (ChunkOptions, array_blocks, group_segments, iter_chunks, owned,
-                       snap_to_speech, speech_activity, stream_audio)
+from .inference import make_forward
+from .longform import ChunkOptions, array_blocks, group_segments, iter_chunks, owned, stream_audio
 from .runfolder import RunFolder, load_keras_safe
 from .text import Vocabulary
+from .timing import snap_to_speech, speech_activity, word_confidence, word_items
 
 DEFAULT_LM_BEAM = 16
 # Short files per model call. On 2 cores, 400 kathleen files: 32 ran 1.3x faster than 8
@@ -72,34 +73,10 @@ class Transcription:
     options: DecodingOptions
 
 
-def word_items(ids, starts, ends, space_id: int):
-    """Split emitted labels at spaces: a list of words, each a list of
-    ``(label, start_frame, end_frame)``."""
-    words, current = [], []
-    for label, start, end in zip(ids, starts, ends):
-        if label == space_id:
-            if current:
-                words.append(current)
-            current = []
-        else:
-            current.append((label, start, end))
-    if current:
-        words.append(current)
-    return words
-
-
-def word_confidence(probs: np.ndarray, items) -> float:
-    """The lowest, over the word's characters, of the character's highest posterior on the
-    frames it occupies: a word is as sure as its least sure letter."""
-    peaks = [float(probs[start:end + 1, label].max()) for label, start, end in items]
-    return float(min(peaks)) if peaks else 0.0
-
-
 class SpeechRecognizer:
     """A loaded run: config + vocabulary + feature statistics + acoustic model."""
 
     def __init__(self, run_dir, which: str = "best"):
-        from .evaluate import make_forward
         run = RunFolder(run_dir)
         if not run.root.is_dir():
             raise RunFolderError(f"{run.root}: run folder not found")
@@ -211,7 +188,7 @@ class SpeechRecognizer:
               limit: float | None = None, audio: np.ndarray | None = None) -> list:
         """The hypothesis' words with times in seconds (``offset`` added, capped at
         ``limit``) and confidences. With the ``audio`` the logits came from, word spans
-        are snapped to its speech activity (:func:`longform.snap_to_speech`)."""
+        are snapped to its speech activity (:func:`timing.snap_to_speech`)."""
         probs = np.exp(log_softmax(np.asarray(logits, np.float64)))
         ends = hyp.ends or hyp.frames
         step = self.seconds_per_window

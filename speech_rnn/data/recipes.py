@@ -17,19 +17,18 @@ import hashlib
 import io
 import json
 import os
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, ManifestError
-from .fileio import atomic_write_bytes, atomic_write_text, recorded_settings_differ
+from ..errors import ConfigError, ManifestError
+from ..fileio import atomic_write_bytes, atomic_write_text, recorded_settings_differ
+from ..text import DIGIT_WORDS
+from .fsdd import TEST_TAKES, parse as parse_fsdd_name, recordings as fsdd_recordings
 
 RECIPES = ("fsdd", "fsdd-connected", "kathleen")
-DIGITS = "zero one two three four five six seven eight nine".split()
-TEST_TAKES = range(0, 5)        # the dataset's official test split
 DEV_TAKES = range(5, 10)        # carved out of the official train split
 SPLITS = ("train", "dev", "test")
 
@@ -39,7 +38,6 @@ MIN_DIGITS, MAX_DIGITS = 3, 7
 MIN_GAP_S, MAX_GAP_S = 0.05, 0.30
 NOISE_SNR_DB = (30.0, 50.0)     # "low noise": well below the speech
 TRIM_DB = 40.0                  # trim edge frames this far below the recording's loudest
-_FSDD_NAME = re.compile(r"(\d)_([a-z]+)_(\d+)\.wav")
 
 
 def split_of_take(take: int) -> str:
@@ -51,7 +49,7 @@ def split_of_take(take: int) -> str:
 
 def default_source(name: str) -> Path:
     """``<shared data>/<name>``, or a ConfigError saying that --source is needed."""
-    from .cli import default_shared_data
+    from ..paths import default_shared_data
     shared = default_shared_data()
     if shared is None or not (shared / name).is_dir():
         raise ConfigError(f"no --source given and no shared {name}/ folder found "
@@ -63,13 +61,13 @@ def default_source(name: str) -> Path:
 
 def fsdd(source, out_dir) -> dict:
     """Write ``out_dir/{train,dev,test}.jsonl`` for isolated digits; returns the paths."""
-    from .manifest import write_manifest
+    from ..manifest import write_manifest
     from .prepare import import_layout
     problems = []
     imported = import_layout(source, "fsdd", problems)
     splits = {split: [] for split in SPLITS}
     for utt in imported["train"] + imported["test"]:
-        take = int(_FSDD_NAME.fullmatch(Path(utt.audio_filepath).name).group(3))
+        take = parse_fsdd_name(utt.audio_filepath).take
         splits[split_of_take(take)].append(utt)
     for split, utts in splits.items():
         if not utts:
@@ -105,19 +103,17 @@ class ConnectedPlan:
 def _fsdd_pool(source: Path) -> dict:
     """``{split: {speaker: {digit: [path, ...]}}}`` over the FSDD files in ``source``."""
     pool = {split: {} for split in SPLITS}
-    files = sorted(p for p in source.iterdir() if _FSDD_NAME.fullmatch(p.name)) \
-        if source.is_dir() else []
-    if not files:
+    found = fsdd_recordings(source)
+    if not found:
         raise ManifestError(source, "no FSDD recordings ({digit}_{speaker}_{index}.wav) found")
-    for path in files:
-        digit, speaker, take = _FSDD_NAME.fullmatch(path.name).groups()
-        by_digit = pool[split_of_take(int(take))].setdefault(speaker, {})
-        by_digit.setdefault(int(digit), []).append((int(take), path))
+    for r in found:
+        by_digit = pool[split_of_take(r.take)].setdefault(r.speaker, {})
+        by_digit.setdefault(r.digit, []).append((r.take, r.path))
     out = {}
     for split, speakers in pool.items():
         # A speaker can only say every digit string if all ten digits exist in the split.
         usable = {s: {d: [p for _, p in sorted(t)] for d, t in digits.items()}
-                  for s, digits in speakers.items() if len(digits) == len(DIGITS)}
+                  for s, digits in speakers.items() if len(digits) == len(DIGIT_WORDS)}
         if not usable:
             raise ManifestError(source, f"no speaker has all ten digits in the {split} takes")
         out[split] = usable
@@ -127,9 +123,8 @@ def _fsdd_pool(source: Path) -> dict:
 def _fingerprint(source: Path) -> str:
     """Names and sizes of the FSDD files: a changed source changes every plan."""
     h = hashlib.sha256()
-    for p in sorted(source.iterdir()):
-        if _FSDD_NAME.fullmatch(p.name):
-            h.update(f"{p.name}\0{p.stat().st_size}\n".encode())
+    for r in fsdd_recordings(source):
+        h.update(f"{r.path.name}\0{r.path.stat().st_size}\n".encode())
     return h.hexdigest()[:16]
 
 
@@ -140,7 +135,7 @@ def plan_utterance(pool: dict, seed: int, split: str, index: int) -> ConnectedPl
     speaker = speakers[int(rng.integers(len(speakers)))]
     count = int(rng.integers(MIN_DIGITS, MAX_DIGITS + 1))
     sources = []
-    for digit in rng.integers(0, len(DIGITS), size=count):
+    for digit in rng.integers(0, len(DIGIT_WORDS), size=count):
         takes = pool[split][speaker][int(digit)]
         fresh = [p for p in takes if p not in sources] or takes  # vary repeated digits
         sources.append(fresh[int(rng.integers(len(fresh)))])
@@ -153,7 +148,7 @@ def plan_utterance(pool: dict, seed: int, split: str, index: int) -> ConnectedPl
 
 
 def _word(path: Path) -> str:
-    return DIGITS[int(path.name[0])]
+    return parse_fsdd_name(path).word
 
 
 def trim_silence(audio: np.ndarray, rate: int) -> np.ndarray:
@@ -184,7 +179,7 @@ class _Recordings:
 
     def __getitem__(self, path: Path) -> np.ndarray:
         if path not in self._cache:
-            from .audio import load_audio
+            from ..audio import load_audio
             self._cache[path] = trim_silence(load_audio(path, CONNECTED_RATE), CONNECTED_RATE)
         return self._cache[path]
 
@@ -335,7 +330,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _summary(manifests: dict) -> str:
-    from .manifest import read_manifest
+    from ..manifest import read_manifest
     lines = []
     for split, path in manifests.items():
         utts = read_manifest(path, check_files=False)
