@@ -14,7 +14,8 @@ import soundfile
 from .errors import AudioError
 
 
-def _check_path(path: Path) -> None:
+def check_file(path: Path) -> None:
+    """An AudioError unless ``path`` is a non-empty regular file."""
     if not path.exists():
         raise AudioError(path, "file not found")
     if not path.is_file():
@@ -23,17 +24,25 @@ def _check_path(path: Path) -> None:
         raise AudioError(path, "empty file (0 bytes)")
 
 
+def unreadable(path: Path, error: OSError) -> AudioError:
+    """The one-line error for a file the operating system would not let us read."""
+    return AudioError(path, f"cannot read the file ({error.strerror or error})")
+
+
 def audio_duration(path) -> float:
     """Duration in seconds from the file header (no decoding)."""
     path = Path(path)
-    _check_path(path)
     try:
-        info = soundfile.info(str(path))
-        if info.frames > 0 and info.samplerate > 0:
-            return info.frames / info.samplerate
-    except (soundfile.LibsndfileError, RuntimeError, TypeError):
-        pass
-    data, rate = _decode(path)
+        check_file(path)
+        try:
+            info = soundfile.info(str(path))
+            if info.frames > 0 and info.samplerate > 0:
+                return info.frames / info.samplerate
+        except (soundfile.LibsndfileError, RuntimeError, TypeError):
+            pass
+        data, rate = _decode(path)
+    except OSError as e:
+        raise unreadable(path, e) from None
     return len(data) / rate
 
 
@@ -71,24 +80,32 @@ def _decode(path: Path):
         if expected > 0 and len(data) < expected:
             raise AudioError(path, f"truncated audio: header promises {expected} frames, "
                                    f"file holds {len(data)}")
-        return data, rate
+        return data, _checked_rate(path, rate)
     except AudioError:
         raise
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as sf_error:
         sf_message = str(sf_error).splitlines()[0] if str(sf_error) else type(sf_error).__name__
     # Formats libsndfile lacks (some mp3/m4a files): librosa through audioread.
-    try:
-        import warnings
+    import warnings
 
-        import librosa
+    import audioread
+    import librosa
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             data, rate = librosa.load(str(path), sr=None, mono=False)
-    except Exception:
+    except (audioread.DecodeError, EOFError, OSError, RuntimeError, ValueError,
+            soundfile.LibsndfileError):
         raise AudioError(path, f"unreadable audio ({sf_message})") from None
     data = np.asarray(data, dtype=np.float32)
     data = data[:, None] if data.ndim == 1 else data.T
-    return data, int(rate)
+    return data, _checked_rate(path, int(rate))
+
+
+def _checked_rate(path, rate: int) -> int:
+    if rate <= 0:
+        raise AudioError(path, f"invalid sample rate {rate} Hz in the header")
+    return rate
 
 
 def resample(waveform: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
@@ -102,15 +119,29 @@ def resample(waveform: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarr
 def load_audio(path, sample_rate: int = 16000) -> np.ndarray:
     """Read ``path`` as mono float32 at ``sample_rate``; raise AudioError if unusable."""
     path = Path(path)
-    _check_path(path)
-    data, rate = _decode(path)
+    try:
+        check_file(path)
+        data, rate = _decode(path)
+    except OSError as e:
+        raise unreadable(path, e) from None
     if data.size == 0:
         raise AudioError(path, "no audio samples")
     if not np.isfinite(data).all():
         raise AudioError(path, "audio contains NaN or infinite samples")
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     mono = np.ascontiguousarray(mono, dtype=np.float32)
-    return resample(mono, rate, sample_rate)
+    return resample_checked(path, mono, rate, sample_rate)
+
+
+def resample_checked(source, waveform: np.ndarray, orig_rate: int,
+                     target_rate: int) -> np.ndarray:
+    """:func:`resample`, with an AudioError naming ``source`` when nothing is left (a few
+    samples at a high rate, or a header with an absurd rate)."""
+    out = resample(waveform, orig_rate, target_rate)
+    if out.size == 0:
+        raise AudioError(source, f"too short: {len(waveform)} sample(s) at {orig_rate} Hz "
+                                 f"leave no samples at {target_rate} Hz")
+    return out
 
 
 def num_samples_after_resampling(duration_s: float, sample_rate: int) -> int:

@@ -1,16 +1,18 @@
-"""The training hooks: TensorBoard, dev WER/CER, annealing, best model, checkpoints, budget.
+"""What happens around the optimizer step, in parts with one job each, driven by one Keras
+callback (:class:`TrainingHooks`):
 
-One Keras callback drives everything that happens around the optimizer step:
-
-* every ``LOG_EVERY`` steps: train loss, learning rate, throughput (audio-seconds per
-  second) to TensorBoard;
-* every ``checkpoint_every_steps`` steps and at every stop: a full checkpoint including the
-  position in the epoch, so an interrupted run loses at most one interval;
-* after every epoch (and every ``eval_every_steps`` if set): dev loss, WER and CER (jiwer),
-  sample transcripts as a text table; newbob annealing of the learning rate, ``best.keras``
-  by dev WER, early stopping;
-* non-finite losses: the skipped batch's files go to ``nonfinite_batches.log``; too many
-  in a row stop the run with a clear message.
+* :class:`TensorBoardLog`: every ``LOG_EVERY`` steps train loss, learning rate and
+  throughput (audio-seconds per second); after every evaluation dev loss, WER, CER and a
+  table of sample transcripts; a few clips as audio and images once per run.
+* :class:`Checkpointer`: a full checkpoint every ``checkpoint_every_steps`` steps and at
+  every stop, including the position in the epoch, so an interrupted run loses at most one
+  interval.
+* :class:`DevEvaluation`: after every epoch (and every ``eval_every_steps`` if set) dev
+  loss, WER and CER (jiwer), ``best.keras`` by dev WER, ``history.jsonl``.
+* :class:`LearningRateAnnealer`: newbob annealing when the dev loss stops improving.
+* :class:`EarlyStopping`: stop when neither dev WER nor dev loss improves for a while.
+* :class:`StopConditions`: the time budget, ``max_steps``, signals, and too many non-finite
+  losses in a row (the skipped batch's files go to ``nonfinite_batches.log``).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import keras
 import numpy as np
 
 from .fileio import atomic_write_json
+from .log import logger
 from .runfolder import append_history, guarded_save, save_keras_atomic
 
 LOG_EVERY = 10
@@ -36,234 +39,341 @@ def weights_digest(model) -> str:
     return digest.hexdigest()
 
 
+class TensorBoardLog:
+    """The run's ``tensorboard/train`` and ``tensorboard/dev`` event files."""
+
+    def __init__(self, folder, log_samples: int):
+        import tensorflow as tf
+        self.train = tf.summary.create_file_writer(str(folder / "train"))
+        self.dev = tf.summary.create_file_writer(str(folder / "dev"))
+        self.log_samples = log_samples
+
+    def train_scalars(self, step: int, loss: float, learning_rate: float, audio_rate: float,
+                      epoch: int) -> None:
+        import tensorflow as tf
+        with self.train.as_default(step=step):
+            tf.summary.scalar("loss", loss)
+            tf.summary.scalar("learning_rate", learning_rate)
+            tf.summary.scalar("audio_seconds_per_second", audio_rate)
+            tf.summary.scalar("epoch", epoch)
+
+    def epoch_loss(self, step: int, loss: float) -> None:
+        import tensorflow as tf
+        with self.train.as_default(step=step):
+            tf.summary.scalar("epoch_loss", loss)
+
+    def dev_results(self, step: int, decoded, samples) -> None:
+        """Dev loss, WER, CER and the sample transcripts (rows of ``utterance_report``)."""
+        import tensorflow as tf
+        with self.dev.as_default(step=step):
+            tf.summary.scalar("loss", decoded.loss)
+            tf.summary.scalar("wer", decoded.scores.wer)
+            tf.summary.scalar("cer", decoded.scores.cer)
+            table = ["| id | reference | hypothesis | WER |", "|---|---|---|---|"]
+            table += [f"| {r['id']} | {r['reference']} | {r['hypothesis']} | {r['wer']:.2f} |"
+                      for r in samples]
+            tf.summary.text("transcripts", "\n".join(table))
+        self.flush()
+
+    def clips(self, examples, sample_rate: int, extractor) -> None:
+        """A few clips as audio, and their MFCC windows as images, once per run."""
+        import tensorflow as tf
+
+        from .audio import load_audio
+        from .errors import AudioError
+        with self.dev.as_default(step=0):
+            for i, example in enumerate(examples[:self.log_samples]):
+                try:
+                    waveform = load_audio(example.utterance.audio_filepath, sample_rate)
+                except AudioError:  # broke after the pre-flight check: nothing to show
+                    continue
+                tf.summary.audio(f"clip_{i}", waveform[np.newaxis, :, np.newaxis], sample_rate,
+                                 description=example.text)
+                windows = extractor(tf.constant(waveform)).numpy()
+                lo, hi = np.percentile(windows, [1, 99])
+                image = np.clip((windows.T - lo) / max(hi - lo, 1e-6), 0, 1)
+                tf.summary.image(f"mfcc_windows_{i}", image[np.newaxis, ::-1, :, np.newaxis],
+                                 description=example.text)
+        self.flush()
+
+    def flush(self) -> None:
+        self.train.flush()
+        self.dev.flush()
+
+
+class Checkpointer:
+    """Saves the full training state: the checkpoint's variables (weights, optimizer,
+    schedule, dropout RNG) and the progress counters mirrored from :class:`TrainState`."""
+
+    def __init__(self, manager, progress: dict, state, optimizer):
+        self.manager, self.progress, self.state, self.optimizer = (manager, progress, state,
+                                                                   optimizer)
+
+    def save(self) -> None:
+        for name in ("epoch", "batch_in_epoch", "best_wer", "best_loss", "evals_since_best",
+                     "evals_since_anneal"):
+            self.progress[name].assign(getattr(self.state, name))
+        step = int(self.optimizer.iterations.numpy())
+        guarded_save("checkpoint", self.manager.directory,
+                     lambda: self.manager.save(checkpoint_number=step))
+
+
+class DevEvaluation:
+    """Dev loss, WER and CER of the current weights; ``best.keras`` when the WER is the best
+    so far; one line of ``history.jsonl`` per evaluation."""
+
+    def __init__(self, run, forward, vocab, examples, dataset, acoustic_model, state):
+        self.run, self.forward, self.vocab = run, forward, vocab
+        self.examples, self.dataset = examples, dataset
+        self.acoustic_model, self.state = acoustic_model, state
+
+    def __call__(self):
+        from .evaluate import decode_dataset
+        decoded = decode_dataset(self.forward, self.dataset, self.examples, self.vocab,
+                                 with_loss=True)
+        if decoded.scores.wer < self.state.best_wer - 1e-9:
+            self.state.best_wer = decoded.scores.wer
+            save_keras_atomic(self.acoustic_model, self.run.best_model)
+        return decoded
+
+    def record(self, step: int, decoded, learning_rate: float, elapsed_s: float) -> dict:
+        record = {"step": step, "epoch": self.state.epoch, "dev_loss": decoded.loss,
+                  "dev_wer": decoded.scores.wer, "dev_cer": decoded.scores.cer,
+                  "learning_rate": learning_rate, "elapsed_s": round(elapsed_s, 1),
+                  "best_wer": self.state.best_wer, "best_loss": self.state.best_loss}
+        append_history(self.run, record)
+        return record
+
+
+class LearningRateAnnealer:
+    """Newbob: after ``anneal_patience`` evaluations without a lower dev loss, multiply the
+    learning rate by ``anneal_factor`` (not below ``min_lr_scale``)."""
+
+    def __init__(self, schedule, train_config, state):
+        self.schedule, self.tc, self.state = schedule, train_config, state
+
+    def update(self, dev_loss: float) -> None:
+        if dev_loss < self.state.best_loss - 1e-6:
+            self.state.best_loss = dev_loss
+            self.state.evals_since_anneal = 0
+            return
+        self.state.evals_since_anneal += 1
+        if self.state.evals_since_anneal < self.tc.anneal_patience:
+            return
+        scale = float(self.schedule.scale.numpy())
+        new = max(self.tc.min_lr_scale, scale * self.tc.anneal_factor)
+        if new < scale:
+            self.schedule.scale.assign(new)
+            logger.info(f"dev loss did not improve: learning rate x{self.tc.anneal_factor:g} "
+                        f"-> {self.tc.learning_rate * new:.2e}")
+        self.state.evals_since_anneal = 0
+
+
+class EarlyStopping:
+    """A stop reason after ``early_stop_patience`` evaluations in which neither the dev WER
+    nor the dev loss improved. Early in training the WER sits at 100% for a while although
+    the model is learning, so a lower dev loss counts as progress too."""
+
+    def __init__(self, patience: int, state):
+        self.patience, self.state = patience, state
+
+    def update(self, wer: float, dev_loss: float) -> str:
+        """Call before the annealer updates ``best_loss``."""
+        if wer <= self.state.best_wer or dev_loss < self.state.best_loss - 1e-6:
+            self.state.evals_since_best = 0
+        else:
+            self.state.evals_since_best += 1
+        if self.state.evals_since_best >= self.patience:
+            return (f"early stopping: dev WER and loss did not improve in {self.patience} "
+                    "evaluations")
+        return ""
+
+
+class StopConditions:
+    """Why training should stop after this batch, if it should: a signal, the time budget,
+    ``max_steps``, or too many non-finite losses in a row."""
+
+    def __init__(self, train_config, started: float):
+        self.tc = train_config
+        self.deadline = started + 60 * train_config.max_minutes if train_config.max_minutes \
+            else math.inf
+        self.signal_reason, self.signum = "", None
+
+    def request(self, reason: str, signum: int | None = None) -> None:
+        self.signal_reason, self.signum = reason, signum
+
+    def wall_clock(self) -> str:
+        """A stop every worker must agree on (a signal or the budget): "" if none."""
+        if self.signal_reason:
+            return self.signal_reason
+        if time.monotonic() >= self.deadline:
+            return f"time budget of {self.tc.max_minutes:g} min reached"
+        return ""
+
+    def steps(self, step: int) -> str:
+        if self.tc.max_steps and step >= self.tc.max_steps:
+            return f"reached train.max_steps={self.tc.max_steps}"
+        return ""
+
+    def nonfinite(self, in_row: int, log_path) -> str:
+        if in_row >= self.tc.max_nonfinite_in_row:
+            return (f"stopped: {in_row} non-finite losses in a row (see {log_path}); lower "
+                    "train.learning_rate or check the listed files")
+        return ""
+
+
 class TrainingHooks(keras.callbacks.Callback):
+    """The Keras callback that calls the parts above at the right moments; ``train()``
+    brackets every epoch with :meth:`begin_epoch` / :meth:`end_epoch`."""
+
     def __init__(self, *, run, config, trainer, optimizer, schedule, manager, progress, state,
-                 forward, vocab, extractor, dev_examples, dev_dataset, train_examples, log,
+                 forward, vocab, extractor, dev_examples, dev_dataset, train_examples,
                  strategy=None):
         super().__init__()
         import tensorflow as tf
-        self.run, self.config, self.trainer = run, config, trainer
-        self.optimizer, self.schedule, self.manager = optimizer, schedule, manager
-        self.progress, self.state, self.forward = progress, state, forward
-        self.vocab, self.extractor = vocab, extractor
-        self.dev_examples, self.dev_dataset = dev_examples, dev_dataset
-        self.train_examples, self.log = train_examples, log
+        self.run, self.config, self.trainer, self.state = run, config, trainer, state
+        self.optimizer, self.schedule = optimizer, schedule
+        self.extractor, self.dev_examples, self.train_examples = (extractor, dev_examples,
+                                                                  train_examples)
         self.strategy = strategy
+        tc = config.train
+        self.started = time.monotonic()
+        self.tensorboard = TensorBoardLog(run.tensorboard, tc.log_samples)
+        self.checkpointer = Checkpointer(manager, progress, state, optimizer)
+        self.dev = DevEvaluation(run, forward, vocab, dev_examples, dev_dataset,
+                                 trainer.acoustic_model, state)
+        self.annealer = LearningRateAnnealer(schedule, tc, state)
+        self.early_stopping = EarlyStopping(tc.early_stop_patience, state)
+        self.stops = StopConditions(tc, self.started)
         # Several workers must stop at the same step, or the others wait forever in an
         # all-reduce: wall-clock and signal stops are agreed on at epoch ends.
         self.multiworker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
         self._pending_stop = ""
-        self._agreed_stop = ""
-        self.train_writer = tf.summary.create_file_writer(str(run.tensorboard / "train"))
-        self.dev_writer = tf.summary.create_file_writer(str(run.tensorboard / "dev"))
-        self.started = time.monotonic()
-        self.stop_requested = ""
-        self.signal = None
         self.failed = False
         self.last_dev = {}
-        self.best_loss = state.best_loss
         self._seen_nonfinite = int(trainer.nonfinite_steps.numpy())
         self._rate_mark = None
         self._epoch_complete = False
-        tc = config.train
-        self.deadline = self.started + 60 * tc.max_minutes if tc.max_minutes else math.inf
 
-    # -- helpers ----------------------------------------------------------------------
     @property
     def step(self) -> int:
         return int(self.optimizer.iterations.numpy())
 
+    @property
+    def stop_requested(self) -> str:
+        return self.stops.signal_reason
+
     def request_stop(self, reason: str, signum: int | None = None) -> None:
-        self.stop_requested = reason
-        self.signal = signum
+        """From a signal handler: checkpoint and stop after the current batch."""
+        self.stops.request(reason, signum)
 
     def _stop(self, reason: str) -> None:
         if not self.state.stop_reason:
             self.state.stop_reason = reason
         self.trainer.stop_training = True
 
-    def save_checkpoint(self) -> None:
-        p = self.progress
-        p["epoch"].assign(self.state.epoch)
-        p["batch_in_epoch"].assign(self.state.batch_in_epoch)
-        p["best_wer"].assign(self.state.best_wer)
-        p["best_loss"].assign(self.best_loss)
-        p["evals_since_best"].assign(self.state.evals_since_best)
-        p["evals_since_anneal"].assign(self.state.evals_since_anneal)
-        guarded_save("checkpoint", self.manager.directory,
-                     lambda: self.manager.save(checkpoint_number=self.step))
+    def _interrupt(self, reason: str) -> None:
+        """Stop inside an epoch: the checkpoint keeps the position for the resume."""
+        self._epoch_complete = False
+        self._stop(reason)
 
     # -- epoch bracketing (called by train()) -----------------------------------------
     def begin_epoch(self) -> None:
         self._epoch_complete = True  # cleared when a stop interrupts the epoch
 
     def end_epoch(self) -> None:
+        agreed = ""
         if self.multiworker and not self.state.stop_reason:
             from .distribute import agree
             if agree(self.strategy, bool(self._pending_stop)):
-                self._agreed_stop = self._pending_stop or "stopped by another worker"
+                agreed = self._pending_stop or "stopped by another worker"
         if self._epoch_complete and not self.state.stop_reason:
             self.state.epoch += 1
             self.state.batch_in_epoch = 0
             if self.dev_examples:
                 self.evaluate()
             save_keras_atomic(self.trainer.acoustic_model, self.run.last_model)
-        self.save_checkpoint()
-        if self._agreed_stop:
-            self._stop(self._agreed_stop)
+        self.checkpointer.save()
+        if agreed:
+            self._stop(agreed)
 
     # -- Keras hooks -----------------------------------------------------------------
     def on_train_begin(self, logs=None):
         if self.step == 0 and not self.run.last_model.exists():
-            self._log_samples()
+            self.tensorboard.clips(list(self.dev_examples) or list(self.train_examples),
+                                   self.config.audio.sample_rate, self.extractor)
         self._rate_mark = (time.monotonic(), float(self.trainer.audio_seconds.numpy()))
 
     def on_train_batch_end(self, batch, logs=None):
-        import tensorflow as tf
         self.state.batch_in_epoch += 1
         step = self.step
         tc = self.config.train
-        nonfinite = int(self.trainer.nonfinite_steps.numpy())
-        if nonfinite != self._seen_nonfinite:
-            self._seen_nonfinite = nonfinite
-            self._log_nonfinite_batch(step)
-            in_row = int(self.trainer.nonfinite_in_row.numpy())
-            if in_row >= tc.max_nonfinite_in_row:
-                self.failed = True
-                self._interrupt(f"stopped: {in_row} non-finite losses in a row (see "
-                                f"{self.run.nonfinite_log}); lower train.learning_rate or "
-                                "check the listed files")
-                return
+        if self._check_nonfinite(step):
+            return
         if step % LOG_EVERY == 0 and logs and "loss" in logs:
             now, seconds = time.monotonic(), float(self.trainer.audio_seconds.numpy())
             rate = (seconds - self._rate_mark[1]) / max(1e-9, now - self._rate_mark[0])
             self._rate_mark = (now, seconds)
-            with self.train_writer.as_default(step=step):
-                tf.summary.scalar("loss", float(np.mean(logs["loss"])))
-                tf.summary.scalar("learning_rate", float(self.schedule(step)))
-                tf.summary.scalar("audio_seconds_per_second", rate)
-                tf.summary.scalar("epoch", self.state.epoch)
+            self.tensorboard.train_scalars(step, float(np.mean(logs["loss"])),
+                                           float(self.schedule(step)), rate, self.state.epoch)
         if tc.checkpoint_every_steps and step % tc.checkpoint_every_steps == 0:
-            self.save_checkpoint()
+            self.checkpointer.save()
         if tc.eval_every_steps and step % tc.eval_every_steps == 0 and self.dev_examples:
             self.evaluate()
-        wanted = self.stop_requested or (f"time budget of {tc.max_minutes:g} min reached"
-                                         if time.monotonic() >= self.deadline else "")
+        wanted = self.stops.wall_clock()
         if wanted and self.multiworker:
             self._pending_stop = wanted
-        elif wanted:
-            self._interrupt(wanted)
-        elif tc.max_steps and step >= tc.max_steps:
-            self._interrupt(f"reached train.max_steps={tc.max_steps}")
+        elif wanted or self.stops.steps(step):
+            self._interrupt(wanted or self.stops.steps(step))
 
     def on_epoch_end(self, epoch, logs=None):
-        import tensorflow as tf
         if logs and "loss" in logs:
-            with self.train_writer.as_default(step=self.step):
-                tf.summary.scalar("epoch_loss", float(np.mean(logs["loss"])))
+            self.tensorboard.epoch_loss(self.step, float(np.mean(logs["loss"])))
 
-    def _interrupt(self, reason: str) -> None:
-        """Stop inside an epoch: the checkpoint keeps the position for the resume."""
-        self._epoch_complete = False
-        self._stop(reason)
-
-    # -- evaluation ------------------------------------------------------------------
-    def evaluate(self) -> dict:
-        import tensorflow as tf
-
-        from .evaluate import decode_dataset
-        from .scoring import utterance_report
-        decoded = decode_dataset(self.forward, self.dev_dataset, self.dev_examples, self.vocab,
-                                 with_loss=True)
-        step = self.step
-        wer, cer = decoded.scores.wer, decoded.scores.cer
-        lr = float(self.schedule(step))
-        with self.dev_writer.as_default(step=step):
-            tf.summary.scalar("loss", decoded.loss)
-            tf.summary.scalar("wer", wer)
-            tf.summary.scalar("cer", cer)
-            samples = utterance_report(decoded.ids[:self.config.train.log_samples],
-                                       decoded.references, decoded.hypotheses)["per_utterance"]
-            table = ["| id | reference | hypothesis | WER |", "|---|---|---|---|"]
-            table += [f"| {r['id']} | {r['reference']} | {r['hypothesis']} | {r['wer']:.2f} |"
-                      for r in samples]
-            tf.summary.text("transcripts", "\n".join(table))
-        self.dev_writer.flush()
-        self.train_writer.flush()
-        tc = self.config.train
-        if wer < self.state.best_wer - 1e-9:
-            self.state.best_wer = wer
-            save_keras_atomic(self.trainer.acoustic_model, self.run.best_model)
-        # Progress is a lower WER or a lower dev loss: early in training the WER sits at
-        # 100% for a while although the model is learning, and that must not anneal it.
-        if wer <= self.state.best_wer or decoded.loss < self.best_loss - 1e-6:
-            self.state.evals_since_best = 0
-        else:
-            self.state.evals_since_best += 1
-        if decoded.loss < self.best_loss - 1e-6:
-            self.best_loss = decoded.loss
-            self.state.evals_since_anneal = 0
-        else:
-            self.state.evals_since_anneal += 1
-            if self.state.evals_since_anneal >= tc.anneal_patience:
-                scale = float(self.schedule.scale.numpy())
-                new = max(tc.min_lr_scale, scale * tc.anneal_factor)
-                if new < scale:
-                    self.schedule.scale.assign(new)
-                    self.log(f"dev loss did not improve: learning rate x{tc.anneal_factor:g} "
-                             f"-> {tc.learning_rate * new:.2e}")
-                self.state.evals_since_anneal = 0
-        if self.state.evals_since_best >= tc.early_stop_patience:
-            self._stop(f"early stopping: dev WER and loss did not improve in "
-                       f"{tc.early_stop_patience} evaluations")
-        record = {"step": step, "epoch": self.state.epoch, "dev_loss": decoded.loss,
-                  "dev_wer": wer, "dev_cer": cer, "learning_rate": lr,
-                  "elapsed_s": round(time.monotonic() - self.started, 1),
-                  "best_wer": self.state.best_wer, "best_loss": self.best_loss}
-        append_history(self.run, record)
-        self.last_dev = record
-        self.log(f"\nstep {step} epoch {self.state.epoch}: dev loss {decoded.loss:.3f} "
-                 f"WER {100 * wer:.2f}% CER {100 * cer:.2f}% (best WER "
-                 f"{100 * self.state.best_wer:.2f}%)")
-        for r in samples[:2]:
-            self.log(f"  ref: {r['reference']}\n  hyp: {r['hypothesis']}")
-        return record
-
-    # -- logging -----------------------------------------------------------------------
-    def _log_samples(self) -> None:
-        """A few clips as audio, and their MFCC windows as images, once per run."""
-        import tensorflow as tf
-
-        from .audio import load_audio
-        examples = (list(self.dev_examples) or list(self.train_examples))
-        sr = self.config.audio.sample_rate
-        with self.dev_writer.as_default(step=0):
-            for i, example in enumerate(examples[:self.config.train.log_samples]):
-                try:
-                    waveform = load_audio(example.utterance.audio_filepath, sr)
-                except Exception:
-                    continue
-                tf.summary.audio(f"clip_{i}", waveform[np.newaxis, :, np.newaxis], sr,
-                                 description=example.text)
-                windows = self.extractor(tf.constant(waveform)).numpy()
-                lo, hi = np.percentile(windows, [1, 99])
-                image = np.clip((windows.T - lo) / max(hi - lo, 1e-6), 0, 1)
-                tf.summary.image(f"mfcc_windows_{i}", image[np.newaxis, ::-1, :, np.newaxis],
-                                 description=example.text)
-        self.dev_writer.flush()
-
-    def _log_nonfinite_batch(self, step: int) -> None:
+    def _check_nonfinite(self, step: int) -> bool:
+        """Log a skipped non-finite batch; True when too many in a row stop the run."""
+        nonfinite = int(self.trainer.nonfinite_steps.numpy())
+        if nonfinite == self._seen_nonfinite:
+            return False
+        self._seen_nonfinite = nonfinite
         index = [int(i) for i in self.trainer.last_nonfinite_index.numpy() if i >= 0]
         files = [self.train_examples[i].utterance.audio_filepath for i in index]
         with open(self.run.nonfinite_log, "a", encoding="utf-8") as f:
             f.write(f"step {step}: non-finite loss, update skipped; files: {' '.join(files)}\n")
-        self.log(f"warning: non-finite loss at step {step}; update skipped "
-                 f"(files in {self.run.nonfinite_log.name})")
+        logger.warning(f"non-finite loss at step {step}; update skipped "
+                       f"(files in {self.run.nonfinite_log.name})")
+        reason = self.stops.nonfinite(int(self.trainer.nonfinite_in_row.numpy()),
+                                      self.run.nonfinite_log)
+        if reason:
+            self.failed = True
+            self._interrupt(reason)
+        return bool(reason)
+
+    # -- evaluation ------------------------------------------------------------------
+    def evaluate(self) -> dict:
+        from .scoring import utterance_report
+        decoded = self.dev()
+        step = self.step
+        samples = utterance_report(decoded.ids[:self.config.train.log_samples],
+                                   decoded.references, decoded.hypotheses)["per_utterance"]
+        self.tensorboard.dev_results(step, decoded, samples)
+        early_stop = self.early_stopping.update(decoded.scores.wer, decoded.loss)
+        self.annealer.update(decoded.loss)
+        if early_stop:
+            self._stop(early_stop)
+        record = self.dev.record(step, decoded, float(self.schedule(step)),
+                                 time.monotonic() - self.started)
+        self.last_dev = record
+        logger.info(f"\nstep {step} epoch {self.state.epoch}: dev loss {decoded.loss:.3f} "
+                    f"WER {100 * decoded.scores.wer:.2f}% CER {100 * decoded.scores.cer:.2f}% "
+                    f"(best WER {100 * self.state.best_wer:.2f}%)")
+        for r in samples[:2]:
+            logger.info(f"  ref: {r['reference']}\n  hyp: {r['hypothesis']}")
+        return record
 
     # -- end ---------------------------------------------------------------------------
     def close(self) -> None:
-        self.train_writer.flush()
-        self.dev_writer.flush()
+        self.tensorboard.flush()
 
     def finish(self) -> dict:
         """Final export and metrics, after the loop (also after an interruption)."""
@@ -279,12 +389,12 @@ class TrainingHooks(keras.callbacks.Callback):
             "train_seconds_this_invocation": round(time.monotonic() - self.started, 1),
             "audio_seconds_seen": float(self.trainer.audio_seconds.numpy()),
             "nonfinite_steps": int(self.trainer.nonfinite_steps.numpy()),
-            "signal": self.signal,
+            "signal": self.stops.signum,
             "failed": self.failed,
         }
         metrics["weights_sha256"] = weights_digest(self.trainer.acoustic_model)
         atomic_write_json(self.run.metrics, metrics)
         self.close()
-        self.log(f"final weights sha256 {metrics['weights_sha256']}")
-        self.log(f"{self.state.stop_reason}; run folder: {self.run.root}")
+        logger.info(f"final weights sha256 {metrics['weights_sha256']}")
+        logger.info(f"{self.state.stop_reason}; run folder: {self.run.root}")
         return metrics

@@ -9,12 +9,19 @@ import argparse
 import sys
 from pathlib import Path
 
+from .log import add_log_flags, configure_console
 from .runtime import apply_threads, quiet_tensorflow
+
+
+def _log_flags() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    add_log_flags(parent)
+    return parent
 
 
 # -- train ----------------------------------------------------------------------------------
 def _add_train(sub):
-    p = sub.add_parser("train", help="train a model (or resume the run in --out)",
+    p = sub.add_parser("train", parents=[_log_flags()], help="train a model (or resume the run in --out)",
                        description="Train a BiLSTM-CTC model. Running it again on the same "
                                    "--out folder resumes the run.")
     p.add_argument("--train", nargs="+", required=True, metavar="MANIFEST",
@@ -35,7 +42,6 @@ def _add_train(sub):
                    default=None, help="compile the training step with XLA (default: on)")
     p.add_argument("--strict", action="store_true",
                    help="stop on any unusable utterance instead of dropping it with a warning")
-    p.add_argument("--quiet", action="store_true", help="no per-step progress bar")
     p.set_defaults(func=_run_train)
 
 
@@ -54,6 +60,7 @@ def _train_config(args):
 
 
 def _run_train(args) -> int:
+    from .errors import ConfigError
     from .runfolder import RunFolder
     from .train import train
     config = _train_config(args)
@@ -63,7 +70,7 @@ def _run_train(args) -> int:
     if RunFolder(args.out).exists() and not explicit and not args.strict:
         config = None
     if args.train_weights is not None and len(args.train_weights) != len(args.train):
-        raise SystemExit("speech-rnn train: --train-weights needs one weight per --train manifest")
+        raise ConfigError("--train-weights needs one weight per --train manifest")
     metrics = train(args.train, args.dev, args.out, config, verbose=0 if args.quiet else 1,
                     train_weights=args.train_weights)
     if metrics.get("signal"):
@@ -82,7 +89,7 @@ def _run_train(args) -> int:
 
 # -- evaluate -------------------------------------------------------------------------------
 def _add_evaluate(sub):
-    p = sub.add_parser("evaluate", help="score a trained run on a manifest (WER/CER)")
+    p = sub.add_parser("evaluate", parents=[_log_flags()], help="score a trained run on a manifest (WER/CER)")
     p.add_argument("--model", required=True, metavar="RUN_DIR", help="trained run folder")
     p.add_argument("--manifest", required=True, help="manifest to score (JSONL or CSV)")
     p.add_argument("--beam", type=int, default=0, metavar="N",
@@ -100,12 +107,16 @@ def _add_evaluate(sub):
 
 
 def _run_evaluate(args) -> int:
-    from .evaluate import evaluate_run
-    if args.beam < 0 or args.batch_size < 1:
-        raise SystemExit("speech-rnn evaluate: --beam must be >= 0 and --batch-size >= 1")
-    evaluate_run(args.model, args.manifest, beam_width=args.beam, which=args.which,
-                 batch_size=args.batch_size, out=args.out, lm=args.lm, alpha=args.alpha,
-                 beta=args.beta)
+    from .decoding import decoding_options
+    from .errors import ConfigError
+    from .evaluate import evaluate_run, format_report
+    decoding_options(args.beam, args.lm, args.alpha, args.beta)
+    if args.batch_size < 1:
+        raise ConfigError("--batch-size must be >= 1")
+    report = evaluate_run(args.model, args.manifest, beam_width=args.beam, which=args.which,
+                          batch_size=args.batch_size, out=args.out, lm=args.lm,
+                          alpha=args.alpha, beta=args.beta)
+    print(format_report(report))
     return 0
 
 
@@ -117,7 +128,8 @@ STDOUT_FORMATS = ("txt", "json")  # formats that can hold many inputs on standar
 def _add_transcribe(sub):
     from .writers import FORMATS
     p = sub.add_parser(
-        "transcribe", help="transcribe audio files, folders or a WAV stream on stdin",
+        "transcribe", parents=[_log_flags()],
+        help="transcribe audio files, folders or a WAV stream on stdin",
         description="Transcribe audio with a trained run: text, segments, word timestamps "
                     "and confidences. Audio of any length is cut on silence into chunks of "
                     "at most 30 s. Without --output-dir, results go to stdout: one "
@@ -187,14 +199,10 @@ def _expand_inputs(inputs, pattern=None):
 
 
 def _check_transcribe_args(args, count: int) -> tuple:
+    from .decoding import decoding_options
     from .errors import ConfigError
     from .writers import FORMATS
-    if (args.alpha is not None or args.beta is not None) and not args.lm:
-        raise ConfigError("--alpha and --beta weight a language model: add --lm")
-    if args.beam is not None and args.beam < 0:
-        raise ConfigError("--beam must be >= 0")
-    if args.lm and args.beam == 1:
-        raise ConfigError("--lm needs beam search: --beam >= 2 (or leave it out)")
+    decoding_options(args.beam, args.lm, args.alpha, args.beta)
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
     if args.glob and not any(Path(i).is_dir() for i in args.inputs if i != "-"):
@@ -308,7 +316,7 @@ def _add_lm(sub):
                        description="Build a word n-gram language model (interpolated modified "
                                    "Kneser-Ney, ARPA format) and tune its decoding weights.")
     lm_sub = p.add_subparsers(dest="lm_command", required=True, metavar="ACTION")
-    b = lm_sub.add_parser("build", help="count a text corpus into an ARPA model",
+    b = lm_sub.add_parser("build", parents=[_log_flags()], help="count a text corpus into an ARPA model",
                           description="Count sentences (one per line, normalized like "
                                       "transcripts) into an interpolated modified Kneser-Ney "
                                       "n-gram model in ARPA format.")
@@ -320,7 +328,7 @@ def _add_lm(sub):
                    help="use the text as it is (default: lowercase, spell numbers, drop "
                         "punctuation, as transcripts are)")
     b.set_defaults(func=_run_lm_build)
-    t = lm_sub.add_parser("tune", help="grid-search --alpha/--beta on a dev manifest",
+    t = lm_sub.add_parser("tune", parents=[_log_flags()], help="grid-search --alpha/--beta on a dev manifest",
                           description="Decode a manifest with every (alpha, beta) pair of the "
                                       "grid and report the pair with the lowest WER; the "
                                       "model runs once, only decoding is repeated.")
@@ -370,7 +378,7 @@ def _run_lm_tune(args) -> int:
     from .lm import tune
     from .recognizer import load_model
     alphas, betas = _float_list(args.alphas, "--alphas"), _float_list(args.betas, "--betas")
-    if args.beam < 2:
+    if args.beam < 2:  # tuning compares LM weights, which only a beam search uses
         raise ConfigError("--beam must be >= 2")
     recognizer = load_model(args.model, which=args.which)
     result = tune(recognizer, args.manifest, args.lm, alphas, betas, args.beam)
@@ -443,6 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_console(1 if getattr(args, "verbose", False) else 0)
     if args.command not in ("prepare", "synth", "recipe"):
         quiet_tensorflow()
     from .errors import SpeechRnnError

@@ -112,14 +112,14 @@ class Config:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict, source: str = "config") -> "Config":
+    def from_dict(cls, data: dict, source: str = "config") -> Config:
         return _build(cls, data, source)
 
     def save(self, path) -> None:
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def load(cls, path) -> "Config":
+    def load(cls, path) -> Config:
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8-sig")
@@ -140,7 +140,7 @@ class Config:
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
         return cls.from_dict(data, source=str(path))
 
-    def with_overrides(self, assignments) -> "Config":
+    def with_overrides(self, assignments) -> Config:
         """Apply ``section.key=value`` strings (the CLI's ``--set``)."""
         data = self.to_dict()
         for item in assignments or ():

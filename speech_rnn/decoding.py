@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import ConfigError
+
 LN10 = math.log(10.0)
 
 
@@ -31,6 +33,29 @@ class DecodingOptions:
         if self.lm:
             return "beam+lm"
         return "beam" if self.beam_width > 1 else "greedy"
+
+
+DEFAULT_LM_BEAM = 16
+
+
+def decoding_options(beam_width: int | None = 0, lm=None, alpha: float | None = None,
+                     beta: float | None = None) -> DecodingOptions:
+    """The one place decoding options are checked: ``alpha``/``beta`` weight an ``lm``; an
+    ``lm`` needs a beam (:data:`DEFAULT_LM_BEAM` when ``beam_width`` is 0 or None)."""
+    beam_width = beam_width or 0
+    if beam_width < 0:
+        raise ConfigError(f"--beam must be >= 0 (beam_width), got {beam_width}")
+    if lm is None:
+        if alpha is not None or beta is not None:
+            raise ConfigError("alpha and beta weight a language model: give lm too (add --lm)")
+        return DecodingOptions(beam_width=beam_width)
+    if beam_width == 1:
+        raise ConfigError("a language model (lm, --lm) needs beam search: --beam >= 2 "
+                          "(or leave it out)")
+    defaults = DecodingOptions()
+    return DecodingOptions(beam_width or DEFAULT_LM_BEAM, str(lm),
+                           defaults.alpha if alpha is None else float(alpha),
+                           defaults.beta if beta is None else float(beta))
 
 
 @dataclass(frozen=True)
@@ -91,12 +116,6 @@ def beam_decode(logits: np.ndarray, lengths, blank_id: int, beam_width: int) -> 
         starts, ends = align_spans(logits[b, :length], ids, blank_id)
         out.append(Hypothesis(ids, starts, float(scores.numpy()[b, 0]), ends))
     return out
-
-
-def align_frames(logits: np.ndarray, ids, blank_id: int) -> tuple:
-    """Forced alignment (Viterbi over the CTC topology): the frame at which each label of
-    ``ids`` starts on the most likely path that emits exactly ``ids``."""
-    return align_spans(logits, ids, blank_id)[0]
 
 
 def align_spans(logits: np.ndarray, ids, blank_id: int) -> tuple:

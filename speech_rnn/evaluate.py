@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .decoding import beam_decode, greedy_decode
+from .log import logger
 from .scoring import Scores, score, utterance_report
 
 
@@ -76,11 +77,11 @@ def format_report(report: dict) -> str:
 
 
 def evaluate_run(run_dir, manifest, beam_width: int = 0, which: str = "best",
-                 batch_size: int = 16, out=None, log=print, lm=None, alpha=None,
-                 beta=None) -> dict:
+                 batch_size: int = 16, out=None, lm=None, alpha=None, beta=None) -> dict:
     """Evaluate a trained run on a manifest (greedy, beam, or beam with the word LM ``lm``);
     write a JSON report with WER, CER and the decoding real-time factor; return it."""
     import time
+
     from .fileio import atomic_write_json
     from .manifest import read_manifest
     from .pipeline import make_dataset
@@ -93,9 +94,9 @@ def evaluate_run(run_dir, manifest, beam_width: int = 0, which: str = "best",
     result = check_utterances(utterances, model.vocab, model.config, enforce_duration=False)
     problems.extend(result.problems)
     for p in problems[:5]:
-        log(f"skipped: {p}")
+        logger.warning(f"skipped: {p}")
     if len(problems) > 5:
-        log(f"... {len(problems) - 5} more skipped")
+        logger.warning(f"... {len(problems) - 5} more skipped")
     examples = result.examples
     if not examples:
         from .errors import ManifestError
@@ -120,6 +121,5 @@ def evaluate_run(run_dir, manifest, beam_width: int = 0, which: str = "best",
     tag = method + (str(options.beam_width) if options.beam_width > 1 else "")
     out = Path(out) if out else Path(run_dir) / f"eval_{Path(manifest).stem}_{tag}.json"
     atomic_write_json(out, report)
-    log(format_report(report))
-    log(f"report: {out}")
+    logger.info("report: %s", out)
     return report

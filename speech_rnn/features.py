@@ -62,7 +62,7 @@ class FeatureStats:
         atomic_write_json(path, {"mean": list(self.mean), "std": list(self.std)})
 
     @classmethod
-    def load(cls, path, dim: int) -> "FeatureStats":
+    def load(cls, path, dim: int) -> FeatureStats:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
             mean = tuple(float(x) for x in data["mean"])

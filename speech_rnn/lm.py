@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SpeechRnnError
+from .log import logger
 from .text import normalize_text
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
@@ -65,7 +66,7 @@ def modified_kn_discounts(count_of_counts) -> tuple:
         return FALLBACK_DISCOUNTS
     y = n1 / (n1 + 2 * n2)
     d = (1 - 2 * y * n2 / n1, 2 - 3 * y * n3 / n2, 3 - 4 * y * n4 / n3)
-    if all(0 < dk < k for dk, k in zip(d, (1, 2, 3))):
+    if all(0 < dk < k for dk, k in zip(d, (1, 2, 3), strict=True)):
         return d
     return FALLBACK_DISCOUNTS
 
@@ -188,7 +189,7 @@ class NgramLM:
         self._cache = {}
 
     @classmethod
-    def load(cls, path) -> "NgramLM":
+    def load(cls, path) -> NgramLM:
         return cls(read_arpa(path), path)
 
     def start(self) -> tuple:
@@ -293,7 +294,7 @@ class TuneResult:
 
 
 def tune(recognizer, manifest, lm_path, alphas=(0.0, 0.25, 0.5, 0.75, 1.0, 1.5),
-         betas=(0.0, 0.5, 1.0, 2.0, 3.0), beam_width: int = 16, log=print) -> TuneResult:
+         betas=(0.0, 0.5, 1.0, 2.0, 3.0), beam_width: int = 16) -> TuneResult:
     """Grid-search ``alpha`` and ``beta`` for ``lm_path`` on ``manifest``: the logits are
     computed once, then every pair decodes the whole set; lowest WER (then CER) wins."""
     from .decoding import greedy_decode, prefix_beam_search
@@ -304,14 +305,14 @@ def tune(recognizer, manifest, lm_path, alphas=(0.0, 0.25, 0.5, 0.75, 1.0, 1.5),
     problems = []
     utterances = read_manifest(manifest, problems=problems)
     for p in problems[:5]:
-        log(f"skipped: {p}")
+        logger.warning(f"skipped: {p}")
     refs, all_logits = [], []
     for utt in utterances:
         try:
             ref = normalize_text(utt.text, recognizer.config.text)
-            waveform = recognizer._waveform(utt.audio_filepath, None) if ref else None
+            waveform = recognizer.load_waveform(utt.audio_filepath) if ref else None
         except SpeechRnnError as e:
-            log(f"skipped: {e}")
+            logger.warning(f"skipped: {e}")
             continue
         if waveform is not None:
             refs.append(ref)
@@ -321,7 +322,7 @@ def tune(recognizer, manifest, lm_path, alphas=(0.0, 0.25, 0.5, 0.75, 1.0, 1.5),
     vocab = recognizer.vocab
     greedy = [vocab.decode(greedy_decode(x, len(x), vocab.blank_id).ids) for x in all_logits]
     greedy_wer = score(refs, [" ".join(h.split()) for h in greedy]).wer
-    log(f"greedy: WER {100 * greedy_wer:.2f}% over {len(refs)} utterances")
+    logger.info(f"greedy: WER {100 * greedy_wer:.2f}% over {len(refs)} utterances")
     grid = []
     for alpha in alphas:
         for beta in betas:
@@ -330,7 +331,7 @@ def tune(recognizer, manifest, lm_path, alphas=(0.0, 0.25, 0.5, 0.75, 1.0, 1.5),
                 for x in all_logits]
             s = score(refs, hyps)
             grid.append((float(alpha), float(beta), s.wer, s.cer))
-            log(f"alpha {alpha:<5g} beta {beta:<5g} WER {100 * s.wer:6.2f}%  "
-                f"CER {100 * s.cer:6.2f}%")
+            logger.info(f"alpha {alpha:<5g} beta {beta:<5g} WER {100 * s.wer:6.2f}%  "
+                        f"CER {100 * s.cer:6.2f}%")
     best = min(grid, key=lambda row: (row[2], row[3], row[0], row[1]))
     return TuneResult(best[0], best[1], best[2], best[3], greedy_wer, beam_width, tuple(grid))

@@ -57,11 +57,13 @@ def stream_audio(path, sample_rate: int, block_s: float = 10.0):
     import soundfile
     import soxr
 
-    from .audio import _check_path, load_audio
+    from .audio import check_file, load_audio, unreadable
     path = Path(path)
-    _check_path(path)
     try:
+        check_file(path)
         f = soundfile.SoundFile(str(path))
+    except OSError as e:
+        raise unreadable(path, e) from None
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError):
         yield load_audio(path, sample_rate)
         return

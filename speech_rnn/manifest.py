@@ -15,7 +15,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .errors import ManifestError
+from .errors import AudioError, ManifestError
 from .fileio import atomic_write_text
 
 
@@ -147,7 +147,7 @@ def _utterance_from_row(path, line, row, base, problems, check_files):
         from .audio import audio_duration
         try:
             duration = audio_duration(audio_path)
-        except Exception as e:  # AudioError, reported as this line's problem
+        except AudioError as e:  # reported as this line's problem
             _report(problems, path, str(e), line)
             return None
     if isinstance(duration, bool) or not isinstance(duration, (int, float)) \

@@ -12,9 +12,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 from keras import layers, ops
-# Keras 3 has no public time-loop primitive; its own LSTM runs on this one.
-from keras.src import backend as keras_backend
 
+# Keras 3 has no public time-loop primitive; its own LSTM runs on this one.
+from .compat import rnn_loop
 from .config import ModelConfig
 
 
@@ -70,7 +70,7 @@ class ProjectedLSTM(layers.LSTM):
             h = cell.recurrent_activation(z_o) * cell.activation(c)
             return h, [h, c]
 
-        return keras_backend.rnn(
+        return rnn_loop(
             step, projected, list(initial_state), go_backwards=self.go_backwards, mask=mask,
             input_length=sequences.shape[1], zero_output_for_mask=self.zero_output_for_mask,
             return_all_outputs=self.return_sequences)

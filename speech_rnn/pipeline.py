@@ -11,7 +11,6 @@ window counts), ``labels`` [B, L] (padded with -1), ``label_lengths`` [B], ``ind
 """
 from __future__ import annotations
 
-import logging
 import math
 from pathlib import Path
 
@@ -21,8 +20,8 @@ from .audio import load_audio
 from .config import Config
 from .errors import AudioError
 from .features import FeatureExtractor, spec_augment, window_dim
+from .log import logger
 
-log = logging.getLogger(__name__)
 LABEL_PAD = -1
 
 
@@ -46,7 +45,7 @@ def _decode_for(sample_rate: int):
         try:
             return load_audio(path.decode("utf-8"), sample_rate)
         except AudioError as e:  # checked in pre-flight, but files can change under us
-            log.warning("skipping %s", e)
+            logger.warning("skipping %s", e)
             return np.zeros([0], np.float32)
     return decode
 

@@ -17,6 +17,7 @@ from .audio import audio_duration, load_audio, num_samples_after_resampling
 from .config import Config
 from .errors import AudioError, SpeechRnnError, TranscriptError
 from .features import num_windows
+from .log import logger
 from .manifest import Problem
 from .text import Vocabulary, ctc_min_frames, normalize_text
 
@@ -80,7 +81,7 @@ def check_utterances(utterances, vocab: Vocabulary, config: Config, check_audio:
     sr = config.audio.sample_rate
     probes = probe_all(utterances, decode_audio, sr) if (check_audio or decode_audio) else None
     for position, utt in enumerate(utterances):
-        def drop(message):
+        def drop(message, utt=utt):
             problems.append(Problem(utt.audio_filepath, message))
         duration = utt.duration
         if probes is not None:
@@ -122,14 +123,15 @@ def check_utterances(utterances, vocab: Vocabulary, config: Config, check_audio:
     return PreflightResult(tuple(examples), tuple(problems))
 
 
-def preflight(utterances, vocab, config, name: str, strict: bool, log=print) -> tuple:
-    """Check, print the summary, and return the usable examples (or raise)."""
+def preflight(utterances, vocab, config, name: str, strict: bool) -> tuple:
+    """Check, log the summary, and return the usable examples (or raise)."""
     result = check_utterances(utterances, vocab, config,
                               decode_audio=config.train.verify_audio)
-    log(result.summary(name))
-    if result.problems and strict:
+    if result.problems and strict:  # the error is the one line, naming the first file
         raise PreflightError(f"{name}: {len(result.problems)} unusable utterance(s) and "
                              f"train.strict is set; first: {result.problems[0]}")
+    # Dropped utterances are a warning: --quiet still shows them.
+    (logger.warning if result.problems else logger.info)(result.summary(name))
     if not result.examples:
         first = f"; first problem: {result.problems[0]}" if result.problems else ""
         raise PreflightError(f"{name}: no usable utterances{first}")

@@ -30,9 +30,16 @@ import numpy as np
 
 from .audio import audio_duration, load_audio, resample
 from .config import Config
-from .decoding import (DecodingOptions, Hypothesis, beam_decode, greedy_decode, log_softmax,
-                       prefix_beam_search)
-from .errors import AudioError, ConfigError, RunFolderError, SpeechRnnError
+from .decoding import (
+    DecodingOptions,
+    Hypothesis,
+    beam_decode,
+    decoding_options,
+    greedy_decode,
+    log_softmax,
+    prefix_beam_search,
+)
+from .errors import AudioError, RunFolderError, SpeechRnnError
 from .features import FeatureExtractor, FeatureStats, feature_dim
 from .inference import make_forward
 from .longform import ChunkOptions, array_blocks, group_segments, iter_chunks, owned, stream_audio
@@ -40,7 +47,6 @@ from .runfolder import RunFolder, load_keras_safe
 from .text import Vocabulary
 from .timing import snap_to_speech, speech_activity, word_confidence, word_items
 
-DEFAULT_LM_BEAM = 16
 # Short files per model call. On 2 cores, 400 kathleen files: 32 ran 1.3x faster than 8
 # when both were graphs; with batches of 8 now under XLA, 353-361x vs 338-349x realtime.
 DEFAULT_BATCH_SIZE = 32
@@ -106,7 +112,9 @@ class SpeechRecognizer:
         self._lms = {}
 
     # -- model ------------------------------------------------------------------------------
-    def _waveform(self, audio, sample_rate):
+    def load_waveform(self, audio, sample_rate: int | None = None) -> np.ndarray:
+        """A path or an array as a mono float32 waveform at the model's rate (arrays are at
+        ``sample_rate``, by default the model's)."""
         sr = self.sample_rate
         if isinstance(audio, (str, Path)):
             return load_audio(audio, sr)
@@ -150,21 +158,11 @@ class SpeechRecognizer:
     # -- decoding ---------------------------------------------------------------------------
     def decoding_options(self, beam_width: int = 0, lm=None, alpha=None,
                          beta=None) -> DecodingOptions:
-        """Validated options: ``alpha``/``beta`` need ``lm``; ``lm`` needs a beam (default
-        16 when ``beam_width`` is 0); the LM file is loaded (once) here."""
-        if beam_width < 0:
-            raise ConfigError(f"beam width must be >= 0, got {beam_width}")
-        if lm is None:
-            if alpha is not None or beta is not None:
-                raise ConfigError("alpha and beta weight a language model: give lm too")
-            return DecodingOptions(beam_width=beam_width)
-        if beam_width == 1:
-            raise ConfigError("a language model needs beam search: beam width >= 2")
-        defaults = DecodingOptions()
-        options = DecodingOptions(beam_width or DEFAULT_LM_BEAM, str(lm),
-                                  defaults.alpha if alpha is None else float(alpha),
-                                  defaults.beta if beta is None else float(beta))
-        self.language_model(options.lm)
+        """Validated options (:func:`decoding.decoding_options`); the LM file, if any, is
+        loaded (once) here, so that a bad one fails before any audio is decoded."""
+        options = decoding_options(beam_width, lm, alpha, beta)
+        if options.lm:
+            self.language_model(options.lm)
         return options
 
     def language_model(self, path):
@@ -200,7 +198,7 @@ class SpeechRecognizer:
         else:
             spans = [(first, last + 1) for first, last in spans]
         out = []
-        for word, (first, stop) in zip(items, spans):
+        for word, (first, stop) in zip(items, spans, strict=True):
             start, end = offset + first * step, offset + stop * step
             if limit is not None:
                 end = min(end, limit)
@@ -218,7 +216,7 @@ class SpeechRecognizer:
     def _run_chunks(self, chunks, options: DecodingOptions) -> list:
         sr = self.sample_rate
         out = []
-        for chunk, logits in zip(chunks, self.batch_logits([c.audio for c in chunks])):
+        for chunk, logits in zip(chunks, self.batch_logits([c.audio for c in chunks]), strict=True):
             hyp = self.decode(logits, options)
             words = self.words(hyp, logits, chunk.start / sr,
                                (chunk.start + len(chunk.audio)) / sr, chunk.audio)
@@ -248,7 +246,7 @@ class SpeechRecognizer:
         if isinstance(audio, (str, Path)) and audio_duration(audio) > chunking.max_chunk_s:
             blocks = stream_audio(audio, self.sample_rate, chunking.block_s)
             return self._transcribe_blocks(blocks, options, batch_size, chunking)
-        waveform = self._waveform(audio, sample_rate)
+        waveform = self.load_waveform(audio, sample_rate)
         blocks = array_blocks(waveform, self.sample_rate, chunking.block_s)
         return self._transcribe_blocks(blocks, options, batch_size, chunking)
 
@@ -273,13 +271,13 @@ class SpeechRecognizer:
             loaded = []
             for _, index, path in short[first:first + batch_size]:
                 try:
-                    loaded.append((index, path, self._waveform(path, None)))
+                    loaded.append((index, path, self.load_waveform(path, None)))
                 except SpeechRnnError as e:
                     yield index, path, e
             if not loaded:
                 continue
             all_logits = self.batch_logits([w for _, _, w in loaded])
-            for (index, path, waveform), logits in zip(loaded, all_logits):
+            for (index, path, waveform), logits in zip(loaded, all_logits, strict=True):
                 duration = len(waveform) / self.sample_rate
                 words = self.words(self.decode(logits, options), logits, 0.0, duration, waveform)
                 yield index, path, self._result(words, duration, options)

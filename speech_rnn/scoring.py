@@ -27,7 +27,8 @@ def utterance_report(ids, references, hypotheses, top: int = 3) -> dict:
     """Per-utterance WER, and the best, median and worst utterances."""
     import jiwer
     rows = []
-    for utt_id, ref, hyp in zip(ids, references, hypotheses):
+    # ``ids`` may be a prefix of the others (a few samples of a scored set).
+    for utt_id, ref, hyp in zip(ids, references, hypotheses, strict=False):
         rows.append({"id": utt_id, "reference": ref, "hypothesis": hyp,
                      "wer": float(jiwer.wer(ref, hyp)), "cer": float(jiwer.cer(ref, hyp))})
     ranked = sorted(rows, key=lambda r: (r["wer"], r["cer"], r["id"]))

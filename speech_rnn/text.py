@@ -11,12 +11,14 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 from .config import TextConfig
 from .errors import RunFolderError, TranscriptError
 from .fileio import atomic_write_json
 
+DEFAULT_TEXT = TextConfig()
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 _ONES = list(DIGIT_WORDS) + ("ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
                       "eighteen nineteen").split()
@@ -58,7 +60,7 @@ def _spell_numbers(text: str) -> str:
     return re.sub(r"\d+(?:,\d{3})*", spell, text)
 
 
-def normalize_text(text: str, config: TextConfig = TextConfig()) -> str:
+def normalize_text(text: str, config: TextConfig = DEFAULT_TEXT) -> str:
     """Normalize a transcript to ``config.charset``.
 
     Characters that remain outside the charset are dropped (``unknown="drop"``) or raise a
@@ -105,7 +107,7 @@ class Vocabulary:
         object.__setattr__(self, "_index", {c: i for i, c in enumerate(self.chars)})
 
     @classmethod
-    def from_transcripts(cls, transcripts) -> "Vocabulary":
+    def from_transcripts(cls, transcripts) -> Vocabulary:
         return cls(tuple(sorted(set("".join(transcripts)))))
 
     @property
@@ -133,7 +135,7 @@ class Vocabulary:
         atomic_write_json(path, {"chars": list(self.chars), "blank": "last"})
 
     @classmethod
-    def load(cls, path) -> "Vocabulary":
+    def load(cls, path) -> Vocabulary:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
             chars = data["chars"]
@@ -147,5 +149,5 @@ class Vocabulary:
 def ctc_min_frames(label_ids) -> int:
     """Fewest output frames CTC needs for this label: one per label, plus one blank between
     each pair of equal neighbours (``"ll"`` must be emitted as ``l _ l``)."""
-    repeats = sum(1 for a, b in zip(label_ids, label_ids[1:]) if a == b)
+    repeats = sum(1 for a, b in pairwise(label_ids) if a == b)
     return len(label_ids) + repeats

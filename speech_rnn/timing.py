@@ -17,7 +17,7 @@ def word_items(ids, starts, ends, space_id: int):
     """Split emitted labels at spaces: a list of words, each a list of
     ``(label, start_frame, end_frame)``."""
     words, current = [], []
-    for label, start, end in zip(ids, starts, ends):
+    for label, start, end in zip(ids, starts, ends, strict=True):
         if label == space_id:
             if current:
                 words.append(current)
@@ -90,7 +90,7 @@ def snap_to_speech(spans, regions, max_lag: int = 10) -> list:
             r = anchors[-1]
         anchors.append(r)
     out = []
-    for i, ((first, last), r) in enumerate(zip(spans, anchors)):
+    for i, ((first, last), r) in enumerate(zip(spans, anchors, strict=True)):
         if r is None:
             start, end = first, last + 1
         else:

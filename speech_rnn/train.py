@@ -20,9 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .compat import disable_op_determinism, op_determinism_enabled
 from .config import Config
 from .errors import ConfigError, RunFolderError, SpeechRnnError
 from .features import FeatureExtractor, FeatureStats, feature_dim, window_dim
+from .log import logger
 from .manifest import read_manifest
 from .preflight import preflight
 from .runfolder import RunFolder, write_env
@@ -30,10 +32,6 @@ from .text import Vocabulary, normalize_text
 
 # Sections that define the model and its features: fixed for the life of a run.
 _FROZEN_SECTIONS = ("audio", "features", "text", "model")
-
-
-class TrainingStopped(SpeechRnnError):
-    """Training stopped on purpose before its budget (signal, too many non-finite losses)."""
 
 
 @dataclass
@@ -48,11 +46,7 @@ class TrainState:
     stop_reason: str = ""
 
 
-def _log(message: str) -> None:
-    print(message, flush=True)
-
-
-def _resolve_config(run: RunFolder, requested: Config | None, log, write: bool = True) -> Config:
+def _resolve_config(run: RunFolder, requested: Config | None, write: bool = True) -> Config:
     if not run.exists():
         config = requested or Config()
         if write:
@@ -70,21 +64,21 @@ def _resolve_config(run: RunFolder, requested: Config | None, log, write: bool =
         raise ConfigError(f"{run.root} was created with a different {', '.join(changed)}; "
                           "resume without changing them, or train into a new --out folder")
     if saved.train != requested.train:
-        log("resuming with an updated train section of the config")
+        logger.info("resuming with an updated train section of the config")
         if write:
             requested.save(run.config)
     return requested
 
 
-def _load_examples(paths, vocab, config, name, log):
+def _load_examples(paths, config, name):
     problems = []
     utterances = []
     for path in paths:
         utterances += read_manifest(path, problems=problems)
     for p in problems[:5]:
-        log(f"{name}: skipped manifest line: {p}")
+        logger.warning(f"{name}: skipped manifest line: {p}")
     if len(problems) > 5:
-        log(f"{name}: ... and {len(problems) - 5} more manifest problems")
+        logger.warning(f"{name}: ... and {len(problems) - 5} more manifest problems")
     if problems and config.train.strict:
         raise SpeechRnnError(f"{name}: {len(problems)} bad manifest line(s) and train.strict is "
                              f"set; first: {problems[0]}")
@@ -105,7 +99,7 @@ def _build_vocab(utterances, config) -> Vocabulary:
 
 
 def train(train_manifests, dev_manifest, out_dir, config: Config | None = None,
-          log=_log, verbose: int = 1, train_weights=None) -> dict:
+          verbose: int = 1, train_weights=None) -> dict:
     """Train (or resume) the run in ``out_dir``; returns the final metrics.
 
     ``train_manifests``: one manifest or several; with ``train_weights`` (one per manifest)
@@ -129,40 +123,39 @@ def train(train_manifests, dev_manifest, out_dir, config: Config | None = None,
     # The chief writes the run folder; other workers write to a folder of their own.
     own = run if cluster.is_chief else RunFolder(tempfile.mkdtemp(prefix="speech_rnn_worker_"))
     resuming = run.exists()
-    config = _resolve_config(run, config, log, write=cluster.is_chief)
+    config = _resolve_config(run, config, write=cluster.is_chief)
     tc = config.train
     keras.utils.set_random_seed(tc.seed)
     # Op determinism is process-wide (and turns XLA off in Keras): undo it on the way out
-    # so that it does not leak into a later run in the same process. TensorFlow has no
-    # public query or undo for it, hence its internal config module.
-    from tensorflow.python.framework import config as tf_internal_config
-    switch_determinism = tc.deterministic and not tf_internal_config.is_op_determinism_enabled()
+    # so that it does not leak into a later run in the same process.
+    switch_determinism = tc.deterministic and not op_determinism_enabled()
     if switch_determinism:
         tf.config.experimental.enable_op_determinism()
     replicas = strategy.num_replicas_in_sync
-    log(f"{'resuming' if resuming else 'new'} run: {run.root} ({strategy_kind} strategy, "
+    logger.info(f"{'resuming' if resuming else 'new'} run: {run.root} ({strategy_kind} strategy, "
         f"{replicas} replica(s), batch {tc.batch_size} per replica = {tc.batch_size * replicas} "
         f"global{', this worker is not the chief' if not cluster.is_chief else ''})")
     try:
-        data = _prepare_data(train_manifests, train_weights, dev_manifest, run, own, config, log)
+        data = _prepare_data(train_manifests, train_weights, dev_manifest, run, own, config)
         policy = _mixed_precision_policy(tc.mixed_precision)
         try:
             with strategy.scope():
-                parts = _build_training(config, data, replicas, strategy_kind, log)
+                parts = build_training(config, data, replicas)
             return _fit(run, own, config, data, parts, strategy, strategy_kind, replicas,
-                        train_weights, log, verbose)
+                        train_weights, verbose)
         finally:
             if policy:
                 keras.mixed_precision.set_global_policy("float32")
     finally:
         if switch_determinism:
-            tf_internal_config.disable_op_determinism()
+            disable_op_determinism()
         if not cluster.is_chief:
             shutil.rmtree(own.root, ignore_errors=True)
 
 
 @dataclass
-class _Data:
+class TrainingData:
+    """What training reads: the checked examples, vocabulary, features and batching."""
     vocab: Vocabulary
     train_paths: list
     train_examples: list
@@ -174,7 +167,7 @@ class _Data:
     boundaries: list
 
 
-def _prepare_data(train_manifests, train_weights, dev_manifest, run, own, config, log) -> _Data:
+def _prepare_data(train_manifests, train_weights, dev_manifest, run, own, config) -> TrainingData:
     """Manifests -> pre-flight -> vocabulary and feature statistics (read from the run when
     resuming, else computed and written to this process's own folder)."""
     from .pipeline import bucket_boundaries, compute_feature_stats, label_pad_length
@@ -183,24 +176,24 @@ def _prepare_data(train_manifests, train_weights, dev_manifest, run, own, config
     if train_weights is not None and (len(train_weights) != len(train_paths)
                                       or any(w <= 0 for w in train_weights)):
         raise ConfigError("give one positive weight per training manifest")
-    per_source = [_load_examples([p], None, config, f"train[{Path(p).name}]", log)
+    per_source = [_load_examples([p], config, f"train[{Path(p).name}]")
                   for p in train_paths]
     if run.vocab.is_file():
         vocab = Vocabulary.load(run.vocab)
     else:
         vocab = _build_vocab([u for utts in per_source for u in utts], config)
         vocab.save(own.vocab)
-    log(f"vocabulary: {len(vocab.chars)} characters + blank: {''.join(vocab.chars)!r}")
+    logger.info(f"vocabulary: {len(vocab.chars)} characters + blank: {''.join(vocab.chars)!r}")
     train_examples, sources = [], []
-    for path, utts, weight in zip(train_paths, per_source, train_weights or [1.0] * len(train_paths)):
-        checked = preflight(utts, vocab, config, f"train {path}", tc.strict, log)
+    for path, utts, weight in zip(train_paths, per_source, train_weights or [1.0] * len(train_paths), strict=True):
+        checked = preflight(utts, vocab, config, f"train {path}", tc.strict)
         sources.append((len(train_examples), len(train_examples) + len(checked), float(weight)))
         train_examples += checked
     sources = sources if train_weights is not None else None
     dev_examples = ()
     if dev_manifest:
-        dev_utts = _load_examples([dev_manifest], vocab, config, "dev", log)
-        dev_examples = preflight(dev_utts, vocab, config, "dev", tc.strict, log)
+        dev_utts = _load_examples([dev_manifest], config, "dev")
+        dev_examples = preflight(dev_utts, vocab, config, "dev", tc.strict)
 
     dim = feature_dim(config.features)
     cache_path = own.cache / "train_logmel" if tc.cache else None
@@ -214,7 +207,7 @@ def _prepare_data(train_manifests, train_weights, dev_manifest, run, own, config
             stats.save(own.feature_stats)
     extractor = FeatureExtractor(config.features, config.audio.sample_rate, stats)
     everything = list(train_examples) + list(dev_examples)
-    return _Data(vocab, train_paths, train_examples, dev_examples, sources, extractor,
+    return TrainingData(vocab, train_paths, train_examples, dev_examples, sources, extractor,
                  cache_path, label_pad_length(everything), bucket_boundaries(everything, config))
 
 
@@ -230,7 +223,8 @@ def _mixed_precision_policy(enabled: bool):
 
 
 @dataclass
-class _Parts:
+class TrainingParts:
+    """What training builds: the model, its optimizer and the checkpoint that holds them."""
     acoustic: object
     trainer: object
     optimizer: object
@@ -239,7 +233,7 @@ class _Parts:
     progress: dict
 
 
-def _build_training(config, data: _Data, replicas: int, strategy_kind: str, log) -> _Parts:
+def build_training(config, data: TrainingData, replicas: int) -> TrainingParts:
     """Model, optimizer, trainer and checkpoint; call inside the strategy's scope."""
     import keras
     import tensorflow as tf
@@ -261,7 +255,7 @@ def _build_training(config, data: _Data, replicas: int, strategy_kind: str, log)
                          label_length=data.label_length, boundaries=data.boundaries)
     trainer(next(iter(probe)))                    # create the weights ...
     optimizer.build(trainer.trainable_variables)  # ... and the optimizer slots, before restore
-    log(f"model: {config.model.lstm_layers} x BiLSTM({config.model.lstm_units}), "
+    logger.info(f"model: {config.model.lstm_layers} x BiLSTM({config.model.lstm_units}), "
         f"{count_parameters(acoustic):,} parameters, input {window_dim(config.features)} "
         f"({config.features.stack} frames every {config.features.stride}); "
         f"learning rate {base_lr:g}{' (scaled by replicas)' if tc.scale_lr else ''}")
@@ -278,11 +272,11 @@ def _build_training(config, data: _Data, replicas: int, strategy_kind: str, log)
     checkpoint = tf.train.Checkpoint(model=trainer, optimizer=optimizer,
                                      lr_scale=schedule.scale,
                                      rng=tf.train.Checkpoint(**rng_states), **progress)
-    return _Parts(acoustic, trainer, optimizer, schedule, checkpoint, progress)
+    return TrainingParts(acoustic, trainer, optimizer, schedule, checkpoint, progress)
 
 
-def _fit(run, own, config, data: _Data, parts: _Parts, strategy, strategy_kind, replicas,
-         train_weights, log, verbose) -> dict:
+def _fit(run, own, config, data: TrainingData, parts: TrainingParts, strategy, strategy_kind, replicas,
+         train_weights, verbose) -> dict:
     """Restore, then one ``fit`` per epoch until the budget, a stop or the last epoch."""
     import tensorflow as tf
 
@@ -293,7 +287,7 @@ def _fit(run, own, config, data: _Data, parts: _Parts, strategy, strategy_kind, 
     # Every worker resumes from the run folder's checkpoints; each saves to its own folder.
     restore_from = tf.train.CheckpointManager(parts.checkpoint, run.checkpoints,
                                               max_to_keep=tc.keep_checkpoints)
-    restored = _restore_latest(parts.checkpoint, restore_from, log)
+    restored = _restore_latest(parts.checkpoint, restore_from)
     manager = restore_from if own is run else tf.train.CheckpointManager(
         parts.checkpoint, own.checkpoints, max_to_keep=tc.keep_checkpoints)
     p = parts.progress
@@ -304,7 +298,7 @@ def _fit(run, own, config, data: _Data, parts: _Parts, strategy, strategy_kind, 
                        evals_since_best=int(p["evals_since_best"].numpy()),
                        evals_since_anneal=int(p["evals_since_anneal"].numpy()))
     if restored:
-        log(f"restored {restored}: epoch {state.epoch}, batch {state.batch_in_epoch}, "
+        logger.info(f"restored {restored}: epoch {state.epoch}, batch {state.batch_in_epoch}, "
             f"step {int(parts.optimizer.iterations.numpy())}")
     write_env(own, tc.seed, {"resumed_from": restored, "strategy": strategy_kind,
                              "replicas": replicas, "batch_per_replica": tc.batch_size,
@@ -320,7 +314,7 @@ def _fit(run, own, config, data: _Data, parts: _Parts, strategy, strategy_kind, 
                           progress=p, state=state, forward=make_forward(parts.acoustic),
                           vocab=data.vocab, extractor=data.extractor,
                           dev_examples=data.dev_examples, dev_dataset=dev_dataset,
-                          train_examples=data.train_examples, log=log, strategy=strategy)
+                          train_examples=data.train_examples, strategy=strategy)
     previous_handlers = _install_signal_handlers(hooks)
     try:
         while state.epoch < tc.epochs and not state.stop_reason:
@@ -341,15 +335,15 @@ def _fit(run, own, config, data: _Data, parts: _Parts, strategy, strategy_kind, 
     return hooks.finish()
 
 
-def _restore_latest(checkpoint, manager, log):
+def _restore_latest(checkpoint, manager):
     """Restore the newest readable checkpoint; a corrupt one is skipped with a warning."""
     for path in reversed(manager.checkpoints):
         try:
             checkpoint.restore(path).assert_existing_objects_matched()
             return path
-        except Exception as e:  # truncated or corrupt files: fall back to the previous one
+        except Exception as e:  # noqa: BLE001 - a corrupt file raises many kinds: fall back
             first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-            log(f"warning: checkpoint {path} is unreadable ({first}); trying the previous one")
+            logger.warning("checkpoint %s is unreadable (%s); trying the previous one", path, first)
     if manager.checkpoints:
         raise RunFolderError(f"{manager.directory}: no readable checkpoint left")
     return None

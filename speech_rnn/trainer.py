@@ -13,6 +13,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from .compat import BuiltBeforeFit
+
 
 class WarmupAnnealSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up to ``base_lr``, then ``base_lr * scale``; the training hooks lower
@@ -61,8 +63,9 @@ def ctc_loss(batch, logits, blank_id: int):
     return tf.cond(tf.shape(labels)[0] > 0, loss, lambda: tf.zeros([0], tf.float32))
 
 
-class CTCTrainer(keras.Model):
-    """Training wrapper around the acoustic model; only the inner model is exported."""
+class CTCTrainer(BuiltBeforeFit):
+    """Training wrapper around the acoustic model; only the inner model is exported.
+    ``train()`` builds it and its optimizer before ``fit`` (see :mod:`speech_rnn.compat`)."""
 
     def __init__(self, acoustic_model: keras.Model, blank_id: int, batch_size: int, **kwargs):
         super().__init__(**kwargs)
@@ -87,15 +90,6 @@ class CTCTrainer(keras.Model):
     @property
     def metrics(self):
         return [self.loss_tracker]
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras builds the model from a first batch it averages across replicas; on a
-        # multi-worker strategy that fails for dict batches (the reduce wants one tensor).
-        # train() builds the model and the optimizer before fit, so there is nothing left
-        # to build, exactly as without a strategy, where Keras skips this step too.
-        if self.built and self.optimizer is not None and self.optimizer.built:
-            return
-        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def train_step(self, batch):
         variables = self.trainable_variables

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 import soundfile
+from conftest import TINY_TRAIN, short_kathleen_clips
+from conftest import run_cli as cli
 
-from conftest import TINY_TRAIN, run_cli as cli, short_kathleen_clips
 from speech_rnn.audio import load_audio
 from speech_rnn.config import Config
 from speech_rnn.errors import AudioError, ManifestError
@@ -181,7 +182,7 @@ def test_preflight_reports_every_kind_of_bad_utterance(tmp_path, bad_audio):
     assert "2 usable utterances, 8 dropped" in summary and str(tiny_wav) in summary
     with pytest.raises(PreflightError, match="8 unusable utterance.*strict"):
         preflight(utterances, vocab, config.with_overrides(["train.strict=true"]), "train",
-                  strict=True, log=lambda _: None)
+                  strict=True)
 
 
 def test_train_cli_drops_bad_utterances_and_strict_stops(tmp_path, bad_audio):
@@ -193,8 +194,9 @@ def test_train_cli_drops_bad_utterances_and_strict_stops(tmp_path, bad_audio):
     run = cli("train", "--train", tmp_path / "train.jsonl", "--out", tmp_path / "run",
               "--epochs", 1, "--quiet", *sets)
     assert run.returncode == 0, run.stderr[-2000:]
-    assert "3 usable utterances, 2 dropped" in run.stdout
-    assert "truncated.flac" in run.stdout
+    # dropped utterances are a warning, on stderr
+    assert "warning: train" in run.stderr and "3 usable utterances, 2 dropped" in run.stderr
+    assert "truncated.flac" in run.stderr
     strict = cli("train", "--train", tmp_path / "train.jsonl", "--out", tmp_path / "run2",
                  "--strict", "--quiet", *sets)
     assert strict.returncode == 2

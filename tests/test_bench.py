@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import shared_data
 
 TINY = ["--set", "model.lstm_layers=1", "--set", "model.lstm_units=16",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from test_cli import speech_rnn
 
 pytest.importorskip("espeakng_loader")

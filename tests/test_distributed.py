@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, short_kathleen_clips
+
 from speech_rnn.manifest import write_manifest
 
 DETERMINISTIC = ["model.lstm_layers=1", "model.lstm_units=16", "model.dropout=0",

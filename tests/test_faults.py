@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO, TINY_TRAIN, short_kathleen_clips
+
 from speech_rnn.config import Config
 from speech_rnn.manifest import write_manifest
 
@@ -88,7 +88,7 @@ def test_kill_9_then_the_same_command_resumes_to_the_same_weights(clips_manifest
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6,
                                    err_msg=f"killed after step {killed_at}")
     # The dev history continues where it stopped: one evaluation per epoch, no repeats.
-    history = [json.loads(l) for l in (run / "history.jsonl").read_text().splitlines()]
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2, 3]
 
 
@@ -114,6 +114,7 @@ def test_sigterm_and_sigint_checkpoint_and_exit_cleanly(clips_manifest, signum, 
 
 
 def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(reference_run, tmp_path, capsys):
+    from speech_rnn.log import configure_console
     from speech_rnn.train import train
     run = tmp_path / "run"
     shutil.copytree(reference_run, run)
@@ -122,8 +123,10 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(reference_run,
     latest.write_bytes(latest.read_bytes()[:100])               # truncated
     config = Config.load(run / "config.json").with_overrides(["train.epochs=4"])
     manifest = reference_run.parent / "clips.jsonl"
+    configure_console()          # the library logs; print its lines as the CLI does
     metrics = train(manifest, manifest, run, config, verbose=0)
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out + captured.err
     assert f"ckpt-{steps[-1]} is unreadable" in out and "trying the previous one" in out
     assert f"restored {run / 'checkpoints'}/ckpt-{steps[-2]}" in out
     assert metrics["epochs_completed"] == 4

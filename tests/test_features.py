@@ -7,8 +7,14 @@ import scipy.signal
 
 from speech_rnn.audio import load_audio
 from speech_rnn.config import FeatureConfig, ModelConfig, SpecAugmentConfig
-from speech_rnn.features import (FeatureExtractor, FeatureStats, num_frames, num_windows,
-                                 spec_augment, window_dim)
+from speech_rnn.features import (
+    FeatureExtractor,
+    FeatureStats,
+    num_frames,
+    num_windows,
+    spec_augment,
+    window_dim,
+)
 
 tf = pytest.importorskip("tensorflow")
 

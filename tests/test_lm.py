@@ -10,10 +10,21 @@ import numpy as np
 import pytest
 
 from speech_rnn.decoding import greedy_decode, prefix_beam_search
+from speech_rnn.lm import (
+    BOS,
+    EOS,
+    FALLBACK_DISCOUNTS,
+    UNK,
+    LanguageModelError,
+    NgramLM,
+    adjusted_counts,
+    build_arpa,
+    kneser_ney,
+    modified_kn_discounts,
+    read_arpa,
+    write_arpa,
+)
 from speech_rnn.text import DIGIT_WORDS
-from speech_rnn.lm import (BOS, EOS, FALLBACK_DISCOUNTS, UNK, LanguageModelError, NgramLM,
-                           adjusted_counts, build_arpa, kneser_ney, modified_kn_discounts,
-                           read_arpa, write_arpa)
 
 CHARS = tuple("abcdefghijklmnopqrstuvwxyz' ")
 BLANK = len(CHARS)

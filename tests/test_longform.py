@@ -11,11 +11,18 @@ import numpy as np
 import pytest
 import soundfile
 
+from speech_rnn import Word
 from speech_rnn.audio import load_audio
 from speech_rnn.errors import AudioError
-from speech_rnn.longform import (ChunkOptions, array_blocks, find_cut, group_segments,
-                                 iter_chunks, owned, stream_audio)
-from speech_rnn import Word
+from speech_rnn.longform import (
+    ChunkOptions,
+    array_blocks,
+    find_cut,
+    group_segments,
+    iter_chunks,
+    owned,
+    stream_audio,
+)
 
 HERE = Path(__file__).resolve().parent
 FIXTURE_MODEL = HERE / "fixtures" / "digits_model"

@@ -62,8 +62,9 @@ def test_batches_carry_true_lengths_and_fixed_padding(examples):
 
 def test_training_order_is_seeded_per_epoch_and_resume_skips_exactly(examples):
     examples, config, extractor = examples
-    order = lambda epoch, skip=0: [list(b["index"]) for b in batches(
-        make_dataset(examples, config, extractor, training=True, epoch=epoch, skip_batches=skip))]
+    def order(epoch, skip=0):
+        return [list(b["index"]) for b in batches(make_dataset(
+            examples, config, extractor, training=True, epoch=epoch, skip_batches=skip))]
     first = order(0)
     assert order(0) == first
     assert order(1) != first

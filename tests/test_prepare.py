@@ -12,11 +12,21 @@ from pathlib import Path
 import pytest
 import soundfile
 
+from speech_rnn.data.prepare import (
+    LAYOUTS,
+    PrepareReport,
+    add_arguments,
+    detect_layout,
+    format_report,
+    group_key,
+    import_layout,
+    parse_fractions,
+    prepare,
+    run,
+    split_utterances,
+)
 from speech_rnn.errors import AudioError, ConfigError, ManifestError
 from speech_rnn.manifest import Problem, Utterance, read_manifest, write_manifest
-from speech_rnn.data.prepare import (LAYOUTS, PrepareReport, add_arguments, detect_layout,
-                                format_report, group_key, import_layout, parse_fractions,
-                                prepare, run, split_utterances)
 from speech_rnn.text import normalize_text
 
 SHARED = Path(os.environ.get("SPEECH_RNN_SHARED_DATA")

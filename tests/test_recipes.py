@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from speech_rnn.data import recipes
-from speech_rnn.text import DIGIT_WORDS
 from speech_rnn.errors import ConfigError
 from speech_rnn.manifest import read_manifest
+from speech_rnn.text import DIGIT_WORDS
 
 sf = pytest.importorskip("soundfile")
 TAKE = re.compile(r"(\d)_([a-z]+)_(\d+)")

@@ -10,8 +10,15 @@ import pytest
 from speech_rnn.config import TextConfig
 from speech_rnn.errors import SpeechRnnError
 from speech_rnn.manifest import read_manifest
-from speech_rnn.synth.sentences import (MAX_WORDS, MIN_WORDS, generate_sentences, ordinal_words,
-                                  time_words, vocabulary, year_words)
+from speech_rnn.synth.sentences import (
+    MAX_WORDS,
+    MIN_WORDS,
+    generate_sentences,
+    ordinal_words,
+    time_words,
+    vocabulary,
+    year_words,
+)
 from speech_rnn.text import normalize_text
 
 sf = pytest.importorskip("soundfile")

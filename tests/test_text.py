@@ -1,7 +1,6 @@
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import pytest
 
 from speech_rnn.config import TextConfig
 from speech_rnn.errors import TranscriptError

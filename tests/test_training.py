@@ -11,8 +11,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import short_kathleen_clips
+
 from speech_rnn.config import Config
 from speech_rnn.manifest import write_manifest
 from speech_rnn.text import normalize_text

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import soundfile
 
+from speech_rnn import SpeechRecognizer, Transcription, load_model
 from speech_rnn.cli import main
 from speech_rnn.decoding import DecodingOptions, beam_decode, greedy_decode, prefix_beam_search
 from speech_rnn.errors import AudioError, ConfigError
 from speech_rnn.text import Vocabulary
-from speech_rnn import SpeechRecognizer, Transcription, load_model
 
 HERE = Path(__file__).resolve().parent
 FIXTURE_MODEL = HERE / "fixtures" / "digits_model"

@@ -5,10 +5,16 @@ import json
 
 import pytest
 
-from speech_rnn.decoding import DecodingOptions
 from speech_rnn import Segment, Transcription, Word
-from speech_rnn.writers import (FORMATS, escape_vtt, format_timestamp, output_name, render,
-                                write_outputs)
+from speech_rnn.decoding import DecodingOptions
+from speech_rnn.writers import (
+    FORMATS,
+    escape_vtt,
+    format_timestamp,
+    output_name,
+    render,
+    write_outputs,
+)
 
 
 def sample(text_a="hello there", text_b="general kenobi") -> Transcription:

@@ -11,10 +11,11 @@ import time
 from pathlib import Path
 
 from ..config import Config
+from ..data import fsdd
 from ..errors import SpeechRnnError
 from ..manifest import Utterance
 from ..runtime import cpu_model, git_commit
-from ..data import fsdd
+
 
 class BenchError(SpeechRnnError):
     """A benchmark could not run (no data, a worker failed)."""

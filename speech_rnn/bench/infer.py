@@ -23,11 +23,11 @@ def make_model(spec: dict) -> dict:
     and unit feature statistics: the speed of a trained model, none of its accuracy."""
     import keras
 
-    from .common import build_examples, from_dicts
     from ..config import Config
     from ..features import FeatureStats, feature_dim, window_dim
     from ..model import build_model
     from ..runfolder import RunFolder, save_keras_atomic
+    from .common import build_examples, from_dicts
 
     keras.utils.set_random_seed(1234)
     config = Config.from_dict(spec["config"])
@@ -90,17 +90,17 @@ def breakdown(recognizer, files) -> dict:
         hyp = recognizer.decode(logits, options)
         recognizer.words(hyp, logits, 0.0, len(waveform) / recognizer.sample_rate)
         t4 = clock()
-        for key, seconds in zip(totals, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+        for key, seconds in zip(totals, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
             totals[key] += seconds
     return totals
 
 
 def run(spec: dict) -> dict:
     from ..audio import audio_duration
-    from .roofline import measure_matmul
-    from ..inference import padded_length
     from ..features import num_windows
+    from ..inference import padded_length
     from ..recognizer import load_model
+    from .roofline import measure_matmul
 
     recognizer = load_model(spec["run_dir"])
     files = spec["files"]

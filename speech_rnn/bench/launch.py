@@ -12,7 +12,6 @@ from pathlib import Path
 from .common import BenchError, clock
 from .worker import run_task
 
-
 # -- workers ------------------------------------------------------------------------------------
 _IN_PROCESS = {"on": False}
 

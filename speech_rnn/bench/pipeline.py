@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import build_examples, clock, from_dicts, median
 from ..config import Config
+from .common import build_examples, clock, from_dicts, median
 
 
 def librosa_features(path: str, config: Config, mean: np.ndarray, inv_std: np.ndarray):
@@ -120,12 +120,13 @@ def run(spec: dict) -> dict:
         decode_only.append(clock() - start)
 
         cache = work / f"repeat{r}" / "train_logmel"
-        first = _iterate(lambda: make_dataset(examples, config, extractor, training=True,
-                                              epoch=0, cache_path=cache))
+        first = _iterate(lambda cache=cache: make_dataset(examples, config, extractor,
+                                                          training=True, epoch=0,
+                                                          cache_path=cache))
         cold.append(first["seconds"])
         for epoch in (1, 2):
-            again = _iterate(lambda: make_dataset(examples, config, extractor, training=True,
-                                                  epoch=epoch, cache_path=cache))
+            again = _iterate(lambda epoch=epoch, cache=cache: make_dataset(
+                examples, config, extractor, training=True, epoch=epoch, cache_path=cache))
             warm.append(again["seconds"])
             warm_build.append(again["build_seconds"])
         efficiency = again["true_windows"] / max(1, again["padded_windows"])

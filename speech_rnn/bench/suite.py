@@ -29,11 +29,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .common import (BenchError, describe_machine, fsdd_utterances, kathleen_utterances,
-                           manifest_utterances, to_dicts)
+from ..config import Config
+from ..log import add_log_flags, logger
+from .common import (
+    BenchError,
+    describe_machine,
+    fsdd_utterances,
+    kathleen_utterances,
+    manifest_utterances,
+    to_dicts,
+)
 from .launch import run_worker, set_in_process
 from .roofline import fraction_of_limit, model_flops
-from ..config import Config
 
 SECTIONS = ("pipeline", "train", "inference", "scaling")
 REFERENCE = ["features.stack=1", "features.stride=1", "train.jit_compile=false"]
@@ -57,6 +64,7 @@ QUICK = dict(repeats=1, pipeline_kathleen=8, pipeline_fsdd=4, train_utterances=8
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_log_flags(p)
     p.add_argument("--data", metavar="DIR",
                    help="shared data folder with kathleen/ and fsdd/ (default: ../shared/data "
                         "or $SPEECH_RNN_SHARED_DATA)")
@@ -173,7 +181,7 @@ def _spread(items, count):
 
 
 def _log(message: str) -> None:
-    print(f"[bench {datetime.datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+    logger.info(f"[bench {datetime.datetime.now():%H:%M:%S}] {message}")
 
 
 def _section(report, name, fn):
@@ -244,7 +252,7 @@ def _train_section(base, utts, repeats, work):
 
 
 def _inference_section(model_dir, files, many, sizes, repeats, work):
-    from ..recognizer import DEFAULT_BATCH_SIZE   # what a user gets by default
+    from ..recognizer import DEFAULT_BATCH_SIZE  # what a user gets by default
     spec = {"run_dir": str(model_dir), "files": files, "beam_width": 16, "repeats": repeats,
             "batch_size": DEFAULT_BATCH_SIZE, "many_repeats": sizes["many_repeats"]}
     one = run_worker("infer", dict(spec, pocketsphinx=True), work, threads=1)
@@ -486,7 +494,7 @@ def format_table(report) -> str:
             rows.append((f"{name}: FAILED", sec["error"][:60], ""))
     widths = [max(len(r[k]) for r in rows) for k in range(3)]
     for n, row in enumerate(rows):
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     lines.append("")

@@ -19,17 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import build_examples, clock, from_dicts, median
 from ..config import Config
+from .common import build_examples, clock, from_dicts, median
 
 
 def build_trainer(config: Config, vocab, extractor, examples, label_length: int, boundaries):
     """Model, optimizer and compiled trainer exactly as :func:`speech_rnn.train.train`
     builds them (default strategy, one replica)."""
-    from ..train import _build_training, _Data
-    data = _Data(vocab, [], list(examples), (), None, extractor, None, label_length,
-                 list(boundaries))
-    return _build_training(config, data, 1, "default", lambda message: None).trainer
+    from ..train import TrainingData, build_training
+    data = TrainingData(vocab, [], list(examples), (), None, extractor, None, label_length,
+                        list(boundaries))
+    return build_training(config, data, 1).trainer
 
 
 def _fit_epoch(trainer, make) -> tuple:
@@ -181,13 +181,17 @@ def run_scaling(spec: dict) -> dict:
         times = []
 
         class StepTimes(keras.callbacks.Callback):
+            def __init__(self, times):
+                super().__init__()
+                self.times = times
+
             def on_train_batch_begin(self, batch, logs=None):
                 self.t = clock()
 
             def on_train_batch_end(self, batch, logs=None):
-                times.append(clock() - self.t)
+                self.times.append(clock() - self.t)
 
-        trainer.fit(one.repeat(steps), epochs=1, verbose=0, callbacks=[StepTimes()])
+        trainer.fit(one.repeat(steps), epochs=1, verbose=0, callbacks=[StepTimes(times)])
         step = median(times)
         results.append({"seconds": seconds, "batch_size": batch_size,
                         "windows": int(batch["features"].shape[1]),
@@ -205,13 +209,12 @@ def run_cer_curve(spec: dict) -> dict:
     config = Config.from_dict(spec["config"])
     out_dir = Path(spec["work_dir"]) / f"cer_{spec['name']}"
     start = clock()
-    metrics = train(spec["train_manifest"], spec["dev_manifest"], out_dir, config,
-                    log=lambda message: None, verbose=0)
+    metrics = train(spec["train_manifest"], spec["dev_manifest"], out_dir, config, verbose=0)
     wall = clock() - start
     history = load_history(out_dir)
     # The model as the budget ran out, scored on the whole dev set (outside the budget).
     final = evaluate_run(out_dir, spec["dev_manifest"], which="last",
-                         out=out_dir / "final_dev.json", log=lambda message: None)
+                         out=out_dir / "final_dev.json")
     return {"name": spec["name"], "wall_s": wall,
             "final": {"train_seconds": metrics.get("train_seconds_this_invocation"),
                       "dev_cer": final["cer"], "dev_wer": final["wer"]},

@@ -14,7 +14,9 @@ import warnings
 
 
 def _tasks():
-    from . import infer as bench_infer, pipeline as bench_pipeline, train as bench_train
+    from . import infer as bench_infer
+    from . import pipeline as bench_pipeline
+    from . import train as bench_train
     return {
         "pipeline": bench_pipeline.run,
         "train": bench_train.run,

@@ -27,9 +27,10 @@ from tqdm import tqdm
 
 from ..audio import audio_duration
 from ..errors import AudioError, ConfigError, ManifestError
+from ..log import add_log_flags
 from ..manifest import Problem, Utterance, read_manifest, write_manifest
-from . import fsdd
 from ..text import normalize_text
+from . import fsdd
 
 LAYOUTS = ("folder", "fsdd", "librispeech", "ljspeech", "commonvoice", "manifest", "csv")
 GROUP_BYS = ("text", "speaker", "prompt", "id", "none")
@@ -306,7 +307,7 @@ def split_utterances(utterances, fractions: dict, group_by: str = "text",
     names = list(fractions)
     for utt in utterances:
         key = group_key(utt, group_by)
-        digest = hashlib.sha256(f"{seed}\0{key}".encode("utf-8")).digest()
+        digest = hashlib.sha256(f"{seed}\0{key}".encode()).digest()
         point = int.from_bytes(digest[:8], "big") / 2**64   # uniform in [0, 1)
         edge = 0.0
         chosen = names[-1]   # rounding of the cumulative sum never drops an utterance
@@ -442,6 +443,7 @@ def _fractions_arg(text: str) -> dict:
 
 def add_arguments(parser) -> None:
     """Add the ``prepare`` command's arguments to an argparse (sub)parser."""
+    add_log_flags(parser)
     parser.add_argument("source", type=Path,
                         help="dataset folder, or a .jsonl/.csv manifest to re-split")
     parser.add_argument("--out", type=Path, required=True,

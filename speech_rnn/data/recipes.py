@@ -25,10 +25,12 @@ import numpy as np
 
 from ..errors import ConfigError, ManifestError
 from ..fileio import atomic_write_bytes, atomic_write_text, recorded_settings_differ
+from ..log import add_log_flags, logger
 from ..text import DIGIT_WORDS
-from .fsdd import TEST_TAKES, parse as parse_fsdd_name, recordings as fsdd_recordings
+from .fsdd import TEST_TAKES
+from .fsdd import parse as parse_fsdd_name
+from .fsdd import recordings as fsdd_recordings
 
-RECIPES = ("fsdd", "fsdd-connected", "kathleen")
 DEV_TAKES = range(5, 10)        # carved out of the official train split
 SPLITS = ("train", "dev", "test")
 
@@ -73,7 +75,7 @@ def fsdd(source, out_dir) -> dict:
         if not utts:
             raise ManifestError(source, f"no usable recordings for the {split} split")
     for problem in problems[:5]:
-        print(f"skipped: {problem}", file=sys.stderr)
+        logger.warning(f"skipped: {problem}")
     out_dir = Path(out_dir)
     manifests = {}
     for split in SPLITS:
@@ -188,7 +190,7 @@ def layout(plan: ConnectedPlan, recordings) -> tuple:
     """``(total samples, [(start sample, end sample, word), ...])`` of a plan."""
     position = plan.gaps[0]
     spans = []
-    for path, gap in zip(plan.sources, plan.gaps[1:]):
+    for path, gap in zip(plan.sources, plan.gaps[1:], strict=True):
         length = len(recordings[path])
         spans.append((position, position + length, _word(path)))
         position += length + gap
@@ -199,7 +201,7 @@ def render(plan: ConnectedPlan, recordings, seed: int) -> np.ndarray:
     """The utterance's waveform: recordings at their spans, optionally a low noise floor."""
     total, spans = layout(plan, recordings)
     audio = np.zeros(total, np.float32)
-    for path, (start, end, _) in zip(plan.sources, spans):
+    for path, (start, end, _) in zip(plan.sources, spans, strict=True):
         audio[start:end] = recordings[path]
     if plan.snr_db is not None:
         speech = np.concatenate([audio[s:e] for s, e, _ in spans])
@@ -292,13 +294,14 @@ def kathleen(source, out_dir, seed: int = 0) -> dict:
     from .prepare import prepare
     report = prepare(source, out_dir, layout="folder", group_by="prompt", seed=seed)
     for problem in report.problems[:5]:
-        print(f"skipped: {problem}", file=sys.stderr)
+        logger.warning(f"skipped: {problem}")
     return dict(report.manifests)
 
 
 # -- command line -----------------------------------------------------------------------
 
 def _common(parser, name: str) -> None:
+    add_log_flags(parser)
     parser.add_argument("--source", type=Path, default=None, metavar="DIR",
                         help=f"the {name} folder (default: ../shared/data/{name} beside the "
                              "project, or $SPEECH_RNN_SHARED_DATA/" + name + ")")
@@ -322,7 +325,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="test utterances (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, metavar="S",
                    help="random seed: same seed, same audio (default: %(default)s)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p = names.add_parser("kathleen", help="read English sentences, split 80/10/10 by prompt")
     _common(p, "kathleen")
     p.add_argument("--seed", type=int, default=0, metavar="S",

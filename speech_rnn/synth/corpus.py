@@ -23,10 +23,19 @@ from pathlib import Path
 import numpy as np
 
 from ..fileio import atomic_write_bytes, recorded_settings_differ
+from ..log import add_log_flags
 from ..manifest import Utterance, write_manifest
 from ..text import normalize_text
-from .engine import (DEV_VOICES, SAMPLE_RATE, TEST_VOICES, TRAIN_VOICES, VOICES,
-                     SynthError, check_voices, synthesize)
+from .engine import (
+    DEV_VOICES,
+    SAMPLE_RATE,
+    TEST_VOICES,
+    TRAIN_VOICES,
+    VOICES,
+    SynthError,
+    check_voices,
+    synthesize,
+)
 from .sentences import iter_sentences
 
 SPLITS = ("train", "dev", "test")
@@ -320,6 +329,7 @@ def build_corpus(out_dir, hours: float = 2.0, seed: int = 0, noise: bool = True,
 # --------------------------------------------------------------------------------------------
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_log_flags(parser)
     parser.add_argument("--out", required=True, type=Path, metavar="DIR",
                         help="corpus folder to create or resume (audio/ and train/dev/test "
                              "manifests go here)")
@@ -340,7 +350,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="F", help="share of the hours for dev (default: %(default)s)")
     parser.add_argument("--test-fraction", type=float, default=DEFAULT_TEST_FRACTION,
                         metavar="F", help="share of the hours for test (default: %(default)s)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:

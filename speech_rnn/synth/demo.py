@@ -12,11 +12,14 @@ import argparse
 import random
 from pathlib import Path
 
+from ..log import add_log_flags
+
 DEFAULT_CORPUS = Path("data/generated/synthetic")
 DEFAULT_RUN = Path("runs/demo")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_log_flags(parser)
     parser.add_argument("--hours", type=float, default=2.0, metavar="H",
                         help="hours of synthetic speech to build (cached; default: %(default)s)")
     parser.add_argument("--minutes", type=float, default=20.0, metavar="M",
@@ -30,7 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="config override for training, e.g. --set model.lstm_units=128")
     parser.add_argument("--samples", type=int, default=5, metavar="N",
                         help="held-out files to transcribe at the end (default: %(default)s)")
-    parser.add_argument("--quiet", action="store_true", help="no per-step progress bar")
 
 
 def run(args) -> int:
@@ -38,10 +40,10 @@ def run(args) -> int:
     from ..errors import ConfigError
     from ..evaluate import evaluate_run
     from ..manifest import read_manifest
-    from .corpus import build_corpus
+    from ..recognizer import load_model
     from ..text import normalize_text
     from ..train import train
-    from ..recognizer import load_model
+    from .corpus import build_corpus
 
     if args.hours <= 0 or args.minutes <= 0:
         raise ConfigError("--hours and --minutes must be positive")
@@ -55,8 +57,7 @@ def run(args) -> int:
     train(manifests["train"], manifests["dev"], args.out, config, verbose=0 if args.quiet else 1)
 
     print("[3/4] held-out test set (unseen voices and sentences), greedy decoding")
-    report = evaluate_run(args.out, manifests["test"], out=args.out / "demo_test_report.json",
-                          log=lambda line: None)
+    report = evaluate_run(args.out, manifests["test"], out=args.out / "demo_test_report.json")
     print(f"      test WER {100 * report['wer']:.2f}%  CER {100 * report['cer']:.2f}%  "
           f"({report['utterances']} utterances)")
 

@@ -32,8 +32,6 @@ SAMPLE_RATE = 16000            # what the corpus is written at
 # in espeak-ng-data/voices/!v; case matters: a wrong-case variant silently falls back to the
 # plain voice). Each training variant is heard with two accents; the dev and test variants are
 # used nowhere else.
-BASE_VOICES = ("en", "en-us", "en-us-nyc", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan",
-               "en-gb-x-gbcwmd", "en-029")
 TRAIN_VOICES = (
     "en+m1", "en-gb-scotland+m1", "en-us+m2", "en-gb-x-rp+m2", "en-us-nyc+m3",
     "en-gb-x-gbclan+m3", "en-gb-scotland+m4", "en-gb-x-gbcwmd+m4", "en-gb-x-rp+m7",

@@ -1370,10 +1370,6 @@ class _Grammar:
         return text[0].upper() + text[1:] + mark
 
 
-def _word_count(sentence: str) -> int:
-    return len(normalize_text(sentence).split())
-
-
 def iter_sentences(seed: int):
     """An endless stream of unique sentences for ``seed`` (unique after normalization)."""
     grammar = _Grammar(random.Random(f"speech_rnn.sentences:{seed}"))
