@@ -22,9 +22,14 @@ import time
 import keras
 import numpy as np
 
+from .audio import load_audio
+from .distribute import agree
+from .errors import AudioError
+from .evaluate import decode_dataset
 from .fileio import atomic_write_json
 from .log import logger
 from .runfolder import append_history, guarded_save, save_keras_atomic
+from .scoring import utterance_report
 
 LOG_EVERY = 10
 
@@ -79,8 +84,6 @@ class TensorBoardLog:
         """A few clips as audio, and their MFCC windows as images, once per run."""
         import tensorflow as tf
 
-        from .audio import load_audio
-        from .errors import AudioError
         with self.dev.as_default(step=0):
             for i, example in enumerate(examples[:self.log_samples]):
                 try:
@@ -128,7 +131,6 @@ class DevEvaluation:
         self.acoustic_model, self.state = acoustic_model, state
 
     def __call__(self):
-        from .evaluate import decode_dataset
         decoded = decode_dataset(self.forward, self.dataset, self.examples, self.vocab,
                                  with_loss=True)
         if decoded.scores.wer < self.state.best_wer - 1e-9:
@@ -284,7 +286,6 @@ class TrainingHooks(keras.callbacks.Callback):
     def end_epoch(self) -> None:
         agreed = ""
         if self.multiworker and not self.state.stop_reason:
-            from .distribute import agree
             if agree(self.strategy, bool(self._pending_stop)):
                 agreed = self._pending_stop or "stopped by another worker"
         if self._epoch_complete and not self.state.stop_reason:
@@ -351,7 +352,6 @@ class TrainingHooks(keras.callbacks.Callback):
 
     # -- evaluation ------------------------------------------------------------------
     def evaluate(self) -> dict:
-        from .scoring import utterance_report
         decoded = self.dev()
         step = self.step
         samples = utterance_report(decoded.ids[:self.config.train.log_samples],

@@ -9,8 +9,23 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import __version__
+from .bench import suite as bench
+from .config import Config
+from .data import prepare, recipes
+from .decoding import decoding_options
+from .errors import AudioError, ConfigError, SpeechRnnError
+from .evaluate import evaluate_run, format_report
+from .fileio import atomic_write_json
+from .lm import build_arpa, tune
 from .log import add_log_flags, configure_console
+from .recognizer import load_model
+from .runfolder import RunFolder
 from .runtime import apply_threads, quiet_tensorflow
+from .synth import corpus as synth
+from .synth import demo
+from .train import train
+from .writers import FORMATS, output_name, render, transcription_dict, write_outputs
 
 
 def _log_flags() -> argparse.ArgumentParser:
@@ -46,7 +61,6 @@ def _add_train(sub):
 
 
 def _train_config(args):
-    from .config import Config
     config = Config.load(args.config) if args.config else Config()
     overrides = list(args.set)
     for flag, key in (("epochs", "train.epochs"), ("minutes", "train.max_minutes"),
@@ -60,9 +74,6 @@ def _train_config(args):
 
 
 def _run_train(args) -> int:
-    from .errors import ConfigError
-    from .runfolder import RunFolder
-    from .train import train
     config = _train_config(args)
     # Resuming without flags keeps the saved config; explicit ones are checked against it.
     explicit = args.config or args.set or any(getattr(args, f) is not None for f in
@@ -107,9 +118,6 @@ def _add_evaluate(sub):
 
 
 def _run_evaluate(args) -> int:
-    from .decoding import decoding_options
-    from .errors import ConfigError
-    from .evaluate import evaluate_run, format_report
     decoding_options(args.beam, args.lm, args.alpha, args.beta)
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
@@ -126,7 +134,6 @@ STDOUT_FORMATS = ("txt", "json")  # formats that can hold many inputs on standar
 
 
 def _add_transcribe(sub):
-    from .writers import FORMATS
     p = sub.add_parser(
         "transcribe", parents=[_log_flags()],
         help="transcribe audio files, folders or a WAV stream on stdin",
@@ -199,9 +206,6 @@ def _expand_inputs(inputs, pattern=None):
 
 
 def _check_transcribe_args(args, count: int) -> tuple:
-    from .decoding import decoding_options
-    from .errors import ConfigError
-    from .writers import FORMATS
     decoding_options(args.beam, args.lm, args.alpha, args.beta)
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
@@ -225,7 +229,6 @@ def _read_stdin_audio():
 
     import soundfile
 
-    from .errors import AudioError
     data = sys.stdin.buffer.read()
     if not data:
         raise AudioError("-", "no data on stdin")
@@ -244,9 +247,6 @@ def _run_transcribe(args) -> int:
 
     from tqdm import tqdm
 
-    from .errors import SpeechRnnError
-    from .recognizer import load_model
-    from .writers import output_name, render, transcription_dict, write_outputs
 
     items = list(_expand_inputs(args.inputs, args.glob))
     formats = _check_transcribe_args(args, len(items))
@@ -348,8 +348,6 @@ def _add_lm(sub):
 
 
 def _run_lm_build(args) -> int:
-    from .errors import ConfigError
-    from .lm import build_arpa
     if args.order < 1:
         raise ConfigError("--order must be at least 1")
     report = build_arpa(args.text, args.out, order=args.order, normalize=args.normalize)
@@ -360,7 +358,6 @@ def _run_lm_build(args) -> int:
 
 
 def _float_list(text: str, flag: str) -> tuple:
-    from .errors import ConfigError
     try:
         values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
@@ -373,10 +370,6 @@ def _float_list(text: str, flag: str) -> tuple:
 def _run_lm_tune(args) -> int:
     from dataclasses import asdict
 
-    from .errors import ConfigError
-    from .fileio import atomic_write_json
-    from .lm import tune
-    from .recognizer import load_model
     alphas, betas = _float_list(args.alphas, "--alphas"), _float_list(args.betas, "--betas")
     if args.beam < 2:  # tuning compares LM weights, which only a beam search uses
         raise ConfigError("--beam must be >= 2")
@@ -394,21 +387,18 @@ def _run_lm_tune(args) -> int:
 
 # -- prepare --------------------------------------------------------------------------------
 def _add_prepare(sub):
-    from .data import prepare
     p = sub.add_parser("prepare", help="import a corpus layout into JSONL manifests with splits")
     prepare.add_arguments(p)
     p.set_defaults(func=prepare.run)
 
 
 def _add_synth(sub):
-    from .synth import corpus as synth
     p = sub.add_parser("synth", help="synthesize an offline English speech corpus (espeak-ng)")
     synth.add_arguments(p)
     p.set_defaults(func=synth.run)
 
 
 def _add_demo(sub):
-    from .synth import demo
     p = sub.add_parser("demo", help="build the synthetic corpus, train, evaluate, transcribe",
                        description=demo.__doc__.splitlines()[0])
     demo.add_arguments(p)
@@ -416,7 +406,6 @@ def _add_demo(sub):
 
 
 def _add_recipe(sub):
-    from .data import recipes
     p = sub.add_parser("recipe", help="build train/dev/test manifests: fsdd, fsdd-connected, "
                                       "kathleen", description=recipes.__doc__.splitlines()[0])
     recipes.add_arguments(p)
@@ -424,7 +413,6 @@ def _add_recipe(sub):
 
 
 def _add_bench(sub):
-    from .bench import suite as bench
     p = sub.add_parser("bench", help="speed benchmarks, side by side: pipeline, training, "
                                      "inference, scaling, roofline",
                        description=bench.__doc__.splitlines()[0])
@@ -432,7 +420,6 @@ def _add_bench(sub):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
     parser = argparse.ArgumentParser(prog="speech-rnn", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"speech-rnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -454,7 +441,6 @@ def main(argv=None) -> int:
     configure_console(1 if getattr(args, "verbose", False) else 0)
     if args.command not in ("prepare", "synth", "recipe"):
         quiet_tensorflow()
-    from .errors import SpeechRnnError
     if getattr(args, "threads", None) is not None:
         if args.threads < 1:
             print(f"speech-rnn {args.command}: error: --threads must be >= 1", file=sys.stderr)

@@ -17,8 +17,6 @@ the test suite exercises all of them). When upgrading, start here.
 """
 from __future__ import annotations
 
-import keras
-
 
 def rnn_loop(step, inputs, initial_states, **kwargs):
     """``keras.src.backend.rnn(step, inputs, initial_states, **kwargs)``."""
@@ -36,9 +34,10 @@ def disable_op_determinism() -> None:
     config.disable_op_determinism()
 
 
-class BuiltBeforeFit(keras.Model):
-    """A model whose weights and optimizer are built before ``fit``: Keras' symbolic
-    build from a first batch is skipped, exactly as Keras does without a strategy."""
+class BuiltBeforeFit:
+    """Mixin for a ``keras.Model`` whose weights and optimizer are built before ``fit``:
+    Keras' symbolic build from a first batch is skipped, as Keras does without a strategy.
+    (A mixin, so that importing this module does not start TensorFlow.)"""
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         if self.built and self.optimizer is not None and self.optimizer.built:

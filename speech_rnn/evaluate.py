@@ -5,7 +5,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .decoding import beam_decode, greedy_decode
+from .errors import ManifestError
+from .fileio import atomic_write_json
 from .log import logger
+from .manifest import read_manifest
+from .pipeline import make_dataset
+from .preflight import check_utterances
+from .recognizer import load_model
 from .scoring import Scores, score, utterance_report
 
 
@@ -82,11 +88,6 @@ def evaluate_run(run_dir, manifest, beam_width: int = 0, which: str = "best",
     write a JSON report with WER, CER and the decoding real-time factor; return it."""
     import time
 
-    from .fileio import atomic_write_json
-    from .manifest import read_manifest
-    from .pipeline import make_dataset
-    from .preflight import check_utterances
-    from .recognizer import load_model
 
     model = load_model(run_dir, which=which)
     problems = []
@@ -99,7 +100,6 @@ def evaluate_run(run_dir, manifest, beam_width: int = 0, which: str = "best",
         logger.warning(f"... {len(problems) - 5} more skipped")
     examples = result.examples
     if not examples:
-        from .errors import ManifestError
         raise ManifestError(manifest, "no usable utterances to evaluate")
     dataset = make_dataset(examples, model.config, model.extractor, training=False,
                            batch_size=batch_size)

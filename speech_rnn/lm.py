@@ -27,8 +27,12 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from .decoding import greedy_decode, prefix_beam_search
 from .errors import SpeechRnnError
+from .fileio import atomic_write_text
 from .log import logger
+from .manifest import read_manifest
+from .scoring import score
 from .text import normalize_text
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
@@ -132,7 +136,6 @@ def kneser_ney(sentences, order: int = 3, discounts=None) -> dict:
 
 
 def write_arpa(model: dict, path) -> None:
-    from .fileio import atomic_write_text
     order = max(len(g) for g in model)
     by_order = [sorted(g for g in model if len(g) == n) for n in range(1, order + 1)]
     lines = ["\\data\\"] + [f"ngram {n + 1}={len(grams)}" for n, grams in enumerate(by_order)]
@@ -297,9 +300,6 @@ def tune(recognizer, manifest, lm_path, alphas=(0.0, 0.25, 0.5, 0.75, 1.0, 1.5),
          betas=(0.0, 0.5, 1.0, 2.0, 3.0), beam_width: int = 16) -> TuneResult:
     """Grid-search ``alpha`` and ``beta`` for ``lm_path`` on ``manifest``: the logits are
     computed once, then every pair decodes the whole set; lowest WER (then CER) wins."""
-    from .decoding import greedy_decode, prefix_beam_search
-    from .manifest import read_manifest
-    from .scoring import score
 
     lm = NgramLM.load(lm_path)
     problems = []

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .audio import check_file, load_audio, unreadable
 from .errors import AudioError
 
 
@@ -57,7 +58,6 @@ def stream_audio(path, sample_rate: int, block_s: float = 10.0):
     import soundfile
     import soxr
 
-    from .audio import check_file, load_audio, unreadable
     path = Path(path)
     try:
         check_file(path)

@@ -15,6 +15,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .audio import audio_duration
 from .errors import AudioError, ManifestError
 from .fileio import atomic_write_text
 
@@ -144,7 +145,6 @@ def _utterance_from_row(path, line, row, base, problems, check_files):
     duration = row.get("duration")
     if duration is None:
         # DeepSpeech CSVs carry no duration: read it from the file header.
-        from .audio import audio_duration
         try:
             duration = audio_duration(audio_path)
         except AudioError as e:  # reported as this line's problem

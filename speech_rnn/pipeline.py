@@ -19,7 +19,7 @@ import numpy as np
 from .audio import load_audio
 from .config import Config
 from .errors import AudioError
-from .features import FeatureExtractor, spec_augment, window_dim
+from .features import FeatureExtractor, FeatureStats, spec_augment, window_dim
 from .log import logger
 
 LABEL_PAD = -1
@@ -180,7 +180,6 @@ def compute_feature_stats(examples, config: Config, extractor: FeatureExtractor,
     import tensorflow as tf
     from tqdm import tqdm
 
-    from .features import FeatureStats
 
     sources = sources or [(0, len(examples), 1.0)]
     ds = functools.reduce(lambda a, b: a.concatenate(b),

@@ -42,6 +42,7 @@ from .decoding import (
 from .errors import AudioError, RunFolderError, SpeechRnnError
 from .features import FeatureExtractor, FeatureStats, feature_dim
 from .inference import make_forward
+from .lm import NgramLM
 from .longform import ChunkOptions, array_blocks, group_segments, iter_chunks, owned, stream_audio
 from .runfolder import RunFolder, load_keras_safe
 from .text import Vocabulary
@@ -166,7 +167,6 @@ class SpeechRecognizer:
         return options
 
     def language_model(self, path):
-        from .lm import NgramLM
         key = str(Path(path).resolve())
         if key not in self._lms:
             self._lms[key] = NgramLM.load(path)

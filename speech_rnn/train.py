@@ -22,10 +22,13 @@ import numpy as np
 
 from .compat import disable_op_determinism, op_determinism_enabled
 from .config import Config
+from .distribute import cluster_from_env, make_strategy
 from .errors import ConfigError, RunFolderError, SpeechRnnError
 from .features import FeatureExtractor, FeatureStats, feature_dim, window_dim
+from .inference import make_forward
 from .log import logger
 from .manifest import read_manifest
+from .pipeline import bucket_boundaries, compute_feature_stats, label_pad_length, make_dataset
 from .preflight import preflight
 from .runfolder import RunFolder, write_env
 from .text import Vocabulary, normalize_text
@@ -110,7 +113,6 @@ def train(train_manifests, dev_manifest, out_dir, config: Config | None = None,
     import keras
     import tensorflow as tf
 
-    from .distribute import cluster_from_env, make_strategy
 
     # One epoch is one pass over a dataset of unknown length: Keras warns when it ends.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
@@ -170,7 +172,6 @@ class TrainingData:
 def _prepare_data(train_manifests, train_weights, dev_manifest, run, own, config) -> TrainingData:
     """Manifests -> pre-flight -> vocabulary and feature statistics (read from the run when
     resuming, else computed and written to this process's own folder)."""
-    from .pipeline import bucket_boundaries, compute_feature_stats, label_pad_length
     tc = config.train
     train_paths = [train_manifests] if isinstance(train_manifests, (str, Path)) else list(train_manifests)
     if train_weights is not None and (len(train_weights) != len(train_paths)
@@ -239,7 +240,6 @@ def build_training(config, data: TrainingData, replicas: int) -> TrainingParts:
     import tensorflow as tf
 
     from .model import build_model, count_parameters
-    from .pipeline import make_dataset
     from .trainer import CTCTrainer, WarmupAnnealSchedule, make_optimizer
     tc = config.train
     acoustic = build_model(config.model, window_dim(config.features), data.vocab.num_classes)
@@ -281,8 +281,6 @@ def _fit(run, own, config, data: TrainingData, parts: TrainingParts, strategy, s
     import tensorflow as tf
 
     from .callbacks import TrainingHooks
-    from .inference import make_forward
-    from .pipeline import make_dataset
     tc = config.train
     # Every worker resumes from the run folder's checkpoints; each saves to its own folder.
     restore_from = tf.train.CheckpointManager(parts.checkpoint, run.checkpoints,

@@ -63,7 +63,7 @@ def ctc_loss(batch, logits, blank_id: int):
     return tf.cond(tf.shape(labels)[0] > 0, loss, lambda: tf.zeros([0], tf.float32))
 
 
-class CTCTrainer(BuiltBeforeFit):
+class CTCTrainer(BuiltBeforeFit, keras.Model):
     """Training wrapper around the acoustic model; only the inner model is exported.
     ``train()`` builds it and its optimizer before ``fit`` (see :mod:`speech_rnn.compat`)."""
 

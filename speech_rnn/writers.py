@@ -13,6 +13,8 @@ import json
 import math
 from pathlib import Path
 
+from .fileio import atomic_write_text
+
 FORMATS = ("txt", "json", "srt", "vtt", "tsv")
 
 
@@ -120,7 +122,6 @@ def output_name(source: str, root=None) -> str:
 def write_outputs(result, name: str, out_dir, formats) -> list:
     """Write ``out_dir/name.FMT`` for each format (``name`` from :func:`output_name`);
     returns the paths."""
-    from .fileio import atomic_write_text
     paths = []
     for fmt in formats:
         path = Path(out_dir) / f"{name}.{fmt}"

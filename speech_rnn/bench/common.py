@@ -13,8 +13,10 @@ from pathlib import Path
 from ..config import Config
 from ..data import fsdd
 from ..errors import SpeechRnnError
-from ..manifest import Utterance
+from ..manifest import Utterance, read_manifest
+from ..preflight import check_utterances
 from ..runtime import cpu_model, git_commit
+from ..text import Vocabulary, normalize_text
 
 
 class BenchError(SpeechRnnError):
@@ -64,7 +66,6 @@ def fsdd_utterances(data_dir, limit: int | None = None) -> list:
 
 
 def manifest_utterances(path, limit: int | None = None) -> list:
-    from ..manifest import read_manifest
     utterances = read_manifest(path)
     return utterances[:limit] if limit is not None else utterances
 
@@ -81,8 +82,6 @@ def from_dicts(items) -> list:
 
 def build_examples(utterances, config: Config, vocab=None):
     """(vocabulary, usable pre-flight examples); headers only, durations trusted."""
-    from ..preflight import check_utterances
-    from ..text import Vocabulary, normalize_text
     if vocab is None:
         texts = []
         for u in utterances:

@@ -15,7 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import clock, median
+from ..audio import audio_duration, load_audio
+from ..config import Config
+from ..decoding import DecodingOptions
+from ..features import FeatureStats, feature_dim, num_windows, window_dim
+from ..inference import padded_length
+from ..recognizer import load_model
+from ..runfolder import RunFolder, save_keras_atomic
+from .common import build_examples, clock, from_dicts, median
+from .roofline import measure_matmul
 
 
 def make_model(spec: dict) -> dict:
@@ -23,11 +31,7 @@ def make_model(spec: dict) -> dict:
     and unit feature statistics: the speed of a trained model, none of its accuracy."""
     import keras
 
-    from ..config import Config
-    from ..features import FeatureStats, feature_dim, window_dim
     from ..model import build_model
-    from ..runfolder import RunFolder, save_keras_atomic
-    from .common import build_examples, from_dicts
 
     keras.utils.set_random_seed(1234)
     config = Config.from_dict(spec["config"])
@@ -55,7 +59,6 @@ def _pocketsphinx():
 
 
 def pocketsphinx_transcribe(decoder, path: str, sample_rate: int = 16000) -> str:
-    from ..audio import load_audio
     audio = load_audio(path, sample_rate)
     pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
     decoder.start_utt()
@@ -75,8 +78,6 @@ def _time_files(fn, files) -> float:
 def breakdown(recognizer, files) -> dict:
     """Seconds per stage over ``files``, one at a time: decode+resample, features, model,
     decoding + word times."""
-    from ..audio import load_audio
-    from ..decoding import DecodingOptions
     totals = dict.fromkeys(("audio", "features", "model", "decoding"), 0.0)
     options = DecodingOptions()
     for path in files:
@@ -96,11 +97,6 @@ def breakdown(recognizer, files) -> dict:
 
 
 def run(spec: dict) -> dict:
-    from ..audio import audio_duration
-    from ..features import num_windows
-    from ..inference import padded_length
-    from ..recognizer import load_model
-    from .roofline import measure_matmul
 
     recognizer = load_model(spec["run_dir"])
     files = spec["files"]
@@ -157,8 +153,6 @@ def run(spec: dict) -> dict:
 def run_scaling(spec: dict) -> dict:
     """Transcription time (waveform in memory: features, model, decoding) of one stretch of
     real speech cut to each length in ``spec["seconds"]``."""
-    from ..audio import load_audio
-    from ..recognizer import load_model
 
     recognizer = load_model(spec["run_dir"])
     sr = recognizer.sample_rate

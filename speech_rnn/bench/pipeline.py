@@ -10,7 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio import load_audio
 from ..config import Config
+from ..features import FeatureExtractor
+from ..pipeline import compute_feature_stats, make_dataset
 from .common import build_examples, clock, from_dicts, median
 
 
@@ -76,9 +79,6 @@ def _iterate(make) -> dict:
 
 
 def run(spec: dict) -> dict:
-    from ..audio import load_audio
-    from ..features import FeatureExtractor
-    from ..pipeline import compute_feature_stats, make_dataset
 
     config = Config.from_dict(spec["config"])
     _, examples = build_examples(from_dicts(spec["utterances"]), config)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ..config import Config
 from ..features import window_dim
+from .common import clock, median
 
 
 def model_flops(config: Config, num_classes: int) -> dict:
@@ -42,7 +43,6 @@ def measure_matmul(size: int = 1024, repeats: int = 7, calls: int = 8) -> dict:
     ``repeats`` timings of ``calls`` chained ``size``-square matmuls (after a warm-up)."""
     import tensorflow as tf
 
-    from .common import clock, median
     a = tf.random.normal([size, size], seed=1)
     b = tf.random.normal([size, size], seed=2) / float(size) ** 0.5
 

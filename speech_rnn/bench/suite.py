@@ -30,7 +30,11 @@ import tempfile
 from pathlib import Path
 
 from ..config import Config
+from ..data.recipes import kathleen
 from ..log import add_log_flags, logger
+from ..paths import default_shared_data
+from ..recognizer import DEFAULT_BATCH_SIZE
+from ..runfolder import RunFolder
 from .common import (
     BenchError,
     describe_machine,
@@ -155,7 +159,6 @@ def _data(args) -> dict:
             raise BenchError(f"{args.manifest}: no utterances")
         return {"description": {"manifest": str(args.manifest), "utterances": len(utts)},
                 "pipeline": utts, "train": utts, "speech": utts, "kathleen": None}
-    from ..paths import default_shared_data
     root = Path(args.data) if args.data else default_shared_data()
     if root is None or not (root / "kathleen").is_dir():
         raise BenchError("no shared data found (../shared/data or $SPEECH_RNN_SHARED_DATA); "
@@ -222,7 +225,6 @@ def _run_sections(report, sections, sizes, config, reference, data, work, args):
 
 def _model(args, base, data, work, report):
     if args.model:
-        from ..runfolder import RunFolder
         run = RunFolder(args.model)
         if not run.exists():
             raise BenchError(f"{args.model}: not a run folder (no config.json)")
@@ -252,7 +254,6 @@ def _train_section(base, utts, repeats, work):
 
 
 def _inference_section(model_dir, files, many, sizes, repeats, work):
-    from ..recognizer import DEFAULT_BATCH_SIZE  # what a user gets by default
     spec = {"run_dir": str(model_dir), "files": files, "beam_width": 16, "repeats": repeats,
             "batch_size": DEFAULT_BATCH_SIZE, "many_repeats": sizes["many_repeats"]}
     one = run_worker("infer", dict(spec, pocketsphinx=True), work, threads=1)
@@ -334,7 +335,6 @@ def _cer_curve(args, base, data, work, report):
             raise BenchError("--cer-curve with --manifest needs --dev-manifest")
         train_manifest, dev_manifest = args.manifest, args.dev_manifest
     else:
-        from ..data.recipes import kathleen
         manifests = kathleen(data["kathleen"], work / "kathleen_split")
         train_manifest, dev_manifest = manifests["train"], manifests["dev"]
     configs = report["sections"].get("train", {}).get("configs", {})

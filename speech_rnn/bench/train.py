@@ -20,13 +20,17 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Config
+from ..evaluate import evaluate_run
+from ..features import FeatureExtractor, FeatureStats, feature_dim, num_windows, window_dim
+from ..pipeline import bucket_boundaries, compute_feature_stats, label_pad_length, make_dataset
+from ..train import TrainingData, build_training, load_history, train
 from .common import build_examples, clock, from_dicts, median
+from .roofline import measure_matmul
 
 
 def build_trainer(config: Config, vocab, extractor, examples, label_length: int, boundaries):
     """Model, optimizer and compiled trainer exactly as :func:`speech_rnn.train.train`
     builds them (default strategy, one replica)."""
-    from ..train import TrainingData, build_training
     data = TrainingData(vocab, [], list(examples), (), None, extractor, None, label_length,
                         list(boundaries))
     return build_training(config, data, 1).trainer
@@ -52,8 +56,6 @@ def _fit_epoch(trainer, make) -> tuple:
 def run(spec: dict) -> dict:
     import keras
 
-    from ..features import FeatureExtractor
-    from ..pipeline import bucket_boundaries, compute_feature_stats, label_pad_length, make_dataset
 
     keras.utils.set_random_seed(1234)
     base = Config.from_dict(spec["config"])
@@ -128,7 +130,6 @@ def run(spec: dict) -> dict:
             result["input_bound_ratio"] = median(s["real_steady"]) / median(s["memory_steady"])
             result["epoch_input_bound_ratio"] = median(s["real_t"]) / median(s["memory_t"])
         out["configs"][name] = result
-    from .roofline import measure_matmul
     out["matmul"] = measure_matmul()
     return out
 
@@ -138,7 +139,6 @@ def synthetic_batch(config: Config, num_classes: int, seconds: float, batch_size
                     seed: int = 0) -> dict:
     """A training batch of ``batch_size`` utterances of ``seconds`` each: random windows
     and random labels of a speaking rate (14 characters a second) CTC can fit."""
-    from ..features import num_windows, window_dim
     rng = np.random.default_rng(seed)
     sr = config.audio.sample_rate
     windows = num_windows(int(round(seconds * sr)), config.features, sr)
@@ -159,8 +159,6 @@ def run_scaling(spec: dict) -> dict:
     import keras
     import tensorflow as tf
 
-    from ..features import FeatureExtractor, FeatureStats, feature_dim
-    from ..pipeline import bucket_boundaries, label_pad_length
 
     keras.utils.set_random_seed(1234)
     config = Config.from_dict(spec["config"])
@@ -203,8 +201,6 @@ def run_scaling(spec: dict) -> dict:
 # -- CER curve ----------------------------------------------------------------------------------
 def run_cer_curve(spec: dict) -> dict:
     """Train one configuration for ``minutes`` of wall time; return its dev CER points."""
-    from ..evaluate import evaluate_run
-    from ..train import load_history, train
 
     config = Config.from_dict(spec["config"])
     out_dir = Path(spec["work_dir"]) / f"cer_{spec['name']}"

@@ -12,11 +12,14 @@ import os
 import sys
 import warnings
 
+from ..runtime import apply_threads, thread_settings
+from . import infer as bench_infer
+from . import pipeline as bench_pipeline
+from . import train as bench_train
+from .common import peak_rss_mb
+
 
 def _tasks():
-    from . import infer as bench_infer
-    from . import pipeline as bench_pipeline
-    from . import train as bench_train
     return {
         "pipeline": bench_pipeline.run,
         "train": bench_train.run,
@@ -30,8 +33,6 @@ def _tasks():
 
 def run_task(task: str, spec: dict) -> dict:
     """Run ``task`` here; add the thread settings in force and the peak resident memory."""
-    from ..runtime import thread_settings
-    from .common import peak_rss_mb
     result = _tasks()[task](spec)
     result["threads"] = thread_settings()
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
@@ -71,7 +72,6 @@ def main(argv=None) -> int:
         spec = json.load(f)
     if spec.get("max_rss_gib"):
         watch_memory(float(spec["max_rss_gib"]), out_path)
-    from ..runtime import apply_threads
     apply_threads(spec.get("threads"))
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     result = run_task(task, spec)

@@ -23,13 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio import load_audio
 from ..errors import ConfigError, ManifestError
 from ..fileio import atomic_write_bytes, atomic_write_text, recorded_settings_differ
 from ..log import add_log_flags, logger
+from ..manifest import read_manifest, write_manifest
+from ..paths import default_shared_data
 from ..text import DIGIT_WORDS
 from .fsdd import TEST_TAKES
 from .fsdd import parse as parse_fsdd_name
 from .fsdd import recordings as fsdd_recordings
+from .prepare import import_layout, prepare
 
 DEV_TAKES = range(5, 10)        # carved out of the official train split
 SPLITS = ("train", "dev", "test")
@@ -51,7 +55,6 @@ def split_of_take(take: int) -> str:
 
 def default_source(name: str) -> Path:
     """``<shared data>/<name>``, or a ConfigError saying that --source is needed."""
-    from ..paths import default_shared_data
     shared = default_shared_data()
     if shared is None or not (shared / name).is_dir():
         raise ConfigError(f"no --source given and no shared {name}/ folder found "
@@ -63,8 +66,6 @@ def default_source(name: str) -> Path:
 
 def fsdd(source, out_dir) -> dict:
     """Write ``out_dir/{train,dev,test}.jsonl`` for isolated digits; returns the paths."""
-    from ..manifest import write_manifest
-    from .prepare import import_layout
     problems = []
     imported = import_layout(source, "fsdd", problems)
     splits = {split: [] for split in SPLITS}
@@ -181,7 +182,6 @@ class _Recordings:
 
     def __getitem__(self, path: Path) -> np.ndarray:
         if path not in self._cache:
-            from ..audio import load_audio
             self._cache[path] = trim_silence(load_audio(path, CONNECTED_RATE), CONNECTED_RATE)
         return self._cache[path]
 
@@ -291,7 +291,6 @@ def fsdd_connected(source, out_dir, count: int = 4000, dev_count: int = 200,
 
 def kathleen(source, out_dir, seed: int = 0) -> dict:
     """Split the kathleen folder 80/10/10 by prompt id; returns ``{split: path}``."""
-    from .prepare import prepare
     report = prepare(source, out_dir, layout="folder", group_by="prompt", seed=seed)
     for problem in report.problems[:5]:
         logger.warning(f"skipped: {problem}")
@@ -332,7 +331,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _summary(manifests: dict) -> str:
-    from ..manifest import read_manifest
     lines = []
     for split, path in manifests.items():
         utts = read_manifest(path, check_files=False)

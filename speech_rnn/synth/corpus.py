@@ -24,7 +24,7 @@ import numpy as np
 
 from ..fileio import atomic_write_bytes, recorded_settings_differ
 from ..log import add_log_flags
-from ..manifest import Utterance, write_manifest
+from ..manifest import Utterance, read_manifest, write_manifest
 from ..text import normalize_text
 from .engine import (
     DEV_VOICES,
@@ -354,7 +354,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     """Build the corpus described by the parsed ``args``; print a summary. Returns 0."""
-    from ..manifest import read_manifest
     manifests = build_corpus(args.out, hours=args.hours, seed=args.seed,
                              noise=not args.no_noise, reverb=not args.no_reverb,
                              workers=args.workers, dev_fraction=args.dev_fraction,

@@ -12,7 +12,15 @@ import argparse
 import random
 from pathlib import Path
 
+from ..config import Config
+from ..errors import ConfigError
+from ..evaluate import evaluate_run
 from ..log import add_log_flags
+from ..manifest import read_manifest
+from ..recognizer import load_model
+from ..text import normalize_text
+from ..train import train
+from .corpus import build_corpus
 
 DEFAULT_CORPUS = Path("data/generated/synthetic")
 DEFAULT_RUN = Path("runs/demo")
@@ -36,14 +44,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..config import Config
-    from ..errors import ConfigError
-    from ..evaluate import evaluate_run
-    from ..manifest import read_manifest
-    from ..recognizer import load_model
-    from ..text import normalize_text
-    from ..train import train
-    from .corpus import build_corpus
 
     if args.hours <= 0 or args.minutes <= 0:
         raise ConfigError("--hours and --minutes must be positive")
