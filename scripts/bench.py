@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Speed benchmarks: the same as ``speech-rnn bench ...`` (see ``--help``)."""
+
 import sys
 
 from speech_rnn.cli import main

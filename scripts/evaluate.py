@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Score a trained run: the same as ``speech-rnn evaluate ...``."""
+
 import sys
 
 from speech_rnn.cli import main

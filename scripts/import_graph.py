@@ -9,6 +9,7 @@ subpackage (``bench``, ``data``, ``synth``, ``deploy``); exits 1 if there is eit
 is every module directly in ``speech_rnn/`` except ``cli``, the command line, which is where
 the tools are plugged in.
 """
+
 from __future__ import annotations
 
 import ast
@@ -32,7 +33,7 @@ def _imported(module: str, is_package: bool, node) -> list:
         base = node.module or ""
     else:
         parts = module.split(".") if is_package else module.split(".")[:-1]
-        parts = parts[:len(parts) - (node.level - 1)]
+        parts = parts[: len(parts) - (node.level - 1)]
         base = ".".join(parts + ([node.module] if node.module else []))
     return [base] + [f"{base}.{alias.name}" for alias in node.names]
 
@@ -49,8 +50,12 @@ def import_graph(package: Path = PACKAGE) -> dict:
             for target in _imported(module, path.name == "__init__.py", node):
                 while target and target not in files:
                     target = target.rpartition(".")[0]
-                if target and target != module and not module.startswith(target + ".") \
-                        and target != package.name:
+                if (
+                    target
+                    and target != module
+                    and not module.startswith(target + ".")
+                    and target != package.name
+                ):
                     graph[module].add(target)
     return graph
 
@@ -94,16 +99,23 @@ def is_core(module: str) -> bool:
 
 def core_to_tooling(graph: dict) -> list:
     """``(core module, tooling module)`` for every import against the layering."""
-    return sorted((m, t) for m, targets in graph.items() if is_core(m)
-                  for t in targets if t.split(".")[1] in TOOLING)
+    return sorted(
+        (m, t)
+        for m, targets in graph.items()
+        if is_core(m)
+        for t in targets
+        if t.split(".")[1] in TOOLING
+    )
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     graph = import_graph()
     found, wrong = cycles(graph), core_to_tooling(graph)
-    print(f"{len(graph)} modules, {sum(map(len, graph.values()))} import edges, "
-          f"{len(found)} cycle(s), {len(wrong)} core->tooling import(s)")
+    print(
+        f"{len(graph)} modules, {sum(map(len, graph.values()))} import edges, "
+        f"{len(found)} cycle(s), {len(wrong)} core->tooling import(s)"
+    )
     if "--edges" in argv:
         for module in sorted(graph):
             print(f"  {module} -> {' '.join(sorted(graph[module])) or '-'}")

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Import a corpus into manifests: the same as ``speech-rnn prepare ...``."""
+
 import sys
 
 from speech_rnn.cli import main

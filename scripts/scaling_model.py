@@ -10,23 +10,35 @@ bytes per worker plus 2(N-1) latency hops; our train step all-reduces twice (onc
 and clip the global gradient, once inside the Keras optimizer), and nothing overlaps the
 backward pass, so the model is pessimistic by design.
 """
+
 import argparse
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--step-seconds", type=float, required=True,
-                   help="measured compute time of one training step on one worker")
-    p.add_argument("--audio-per-step", type=float, required=True,
-                   help="audio seconds in one worker's batch")
-    p.add_argument("--parameters", type=int, default=3_904_029,
-                   help="trainable parameters (default: the default model)")
+    p.add_argument(
+        "--step-seconds",
+        type=float,
+        required=True,
+        help="measured compute time of one training step on one worker",
+    )
+    p.add_argument(
+        "--audio-per-step", type=float, required=True, help="audio seconds in one worker's batch"
+    )
+    p.add_argument(
+        "--parameters",
+        type=int,
+        default=3_904_029,
+        help="trainable parameters (default: the default model)",
+    )
     p.add_argument("--allreduces", type=int, default=2, help="all-reduces per step")
     p.add_argument("--latency-us", type=float, default=50.0, help="per-hop network latency")
     args = p.parse_args()
     grad_bytes = 4 * args.parameters
-    print(f"gradient: {grad_bytes / 1e6:.1f} MB per all-reduce, {args.allreduces} per step; "
-          f"compute {args.step_seconds * 1000:.0f} ms per step")
+    print(
+        f"gradient: {grad_bytes / 1e6:.1f} MB per all-reduce, {args.allreduces} per step; "
+        f"compute {args.step_seconds * 1000:.0f} ms per step"
+    )
     print(f"{'workers':>7} " + " ".join(f"{g:>4} Gb/s: audio-s/s  eff" for g in (10, 25, 100)))
     for n in (1, 2, 4, 8, 16, 32, 64):
         cells = []
@@ -35,7 +47,10 @@ def main():
                 comm = 0.0
             else:
                 volume = args.allreduces * 2 * (n - 1) / n * grad_bytes
-                comm = volume / (gbps * 1e9 / 8) + args.allreduces * 2 * (n - 1) * args.latency_us * 1e-6
+                comm = (
+                    volume / (gbps * 1e9 / 8)
+                    + args.allreduces * 2 * (n - 1) * args.latency_us * 1e-6
+                )
             step = args.step_seconds + comm
             rate = n * args.audio_per_step / step
             cells.append(f"{rate:>10.0f} {args.step_seconds / step:>5.0%}")

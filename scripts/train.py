@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Train a model: the same as ``speech-rnn train ...`` (see ``--help``)."""
+
 import sys
 
 from speech_rnn.cli import main

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Transcribe audio files: the same as ``speech-rnn transcribe ...`` (see ``--help``)."""
+
 import sys
 
 from speech_rnn.cli import main

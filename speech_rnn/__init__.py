@@ -11,15 +11,27 @@ Public API::
 Importing this package does not import TensorFlow; that happens on first use. The names
 below are loaded on first access, so ``import speech_rnn`` stays fast.
 """
+
 __version__ = "0.1.0"
 
-__all__ = ["load_model", "transcribe", "SpeechRecognizer", "Transcription", "Segment", "Word",
-           "DecodingOptions", "__version__"]
+__all__ = [
+    "load_model",
+    "transcribe",
+    "SpeechRecognizer",
+    "Transcription",
+    "Segment",
+    "Word",
+    "DecodingOptions",
+    "__version__",
+]
 
 # Public name -> the module that defines it (imported on first access).
 _EXPORTS = {
-    "load_model": "recognizer", "SpeechRecognizer": "recognizer",
-    "Transcription": "recognizer", "Segment": "recognizer", "Word": "recognizer",
+    "load_model": "recognizer",
+    "SpeechRecognizer": "recognizer",
+    "Transcription": "recognizer",
+    "Segment": "recognizer",
+    "Word": "recognizer",
     "DecodingOptions": "decoding",
 }
 
@@ -27,6 +39,7 @@ _EXPORTS = {
 def __getattr__(name):
     if name in _EXPORTS:
         import importlib
+
         return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -35,4 +48,5 @@ def transcribe(run_dir, audio, **kwargs):
     """One-shot: load ``run_dir`` and transcribe ``audio`` (a path or an array); keyword
     arguments go to :meth:`SpeechRecognizer.transcribe`."""
     from .recognizer import load_model
+
     return load_model(run_dir).transcribe(audio, **kwargs)

@@ -3,6 +3,7 @@ rate and channel count, returned as mono float32 at the configured rate.
 
 Every failure is an :class:`AudioError` naming the file and the problem.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,6 +51,7 @@ def _check_wav_data_size(path: Path) -> None:
     """libsndfile silently shortens a WAV whose data chunk claims more bytes than the file
     holds; compare the header's claim with the file size ourselves."""
     import struct
+
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(12)
@@ -62,8 +64,11 @@ def _check_wav_data_size(path: Path) -> None:
             if chunk_id == b"data":
                 available = size - offset - 8
                 if chunk_size != 0xFFFFFFFF and chunk_size > available:
-                    raise AudioError(path, f"truncated audio: header promises {chunk_size} "
-                                           f"bytes of samples, file holds {available}")
+                    raise AudioError(
+                        path,
+                        f"truncated audio: header promises {chunk_size} "
+                        f"bytes of samples, file holds {available}",
+                    )
                 return
             offset += 8 + chunk_size + (chunk_size & 1)
 
@@ -78,8 +83,9 @@ def _decode(path: Path):
             data = f.read(dtype="float32", always_2d=True)
             rate = f.samplerate
         if expected > 0 and len(data) < expected:
-            raise AudioError(path, f"truncated audio: header promises {expected} frames, "
-                                   f"file holds {len(data)}")
+            raise AudioError(
+                path, f"truncated audio: header promises {expected} frames, file holds {len(data)}"
+            )
         return data, _checked_rate(path, rate)
     except AudioError:
         raise
@@ -90,12 +96,19 @@ def _decode(path: Path):
 
     import audioread
     import librosa
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             data, rate = librosa.load(str(path), sr=None, mono=False)
-    except (audioread.DecodeError, EOFError, OSError, RuntimeError, ValueError,
-            soundfile.LibsndfileError):
+    except (
+        audioread.DecodeError,
+        EOFError,
+        OSError,
+        RuntimeError,
+        ValueError,
+        soundfile.LibsndfileError,
+    ):
         raise AudioError(path, f"unreadable audio ({sf_message})") from None
     data = np.asarray(data, dtype=np.float32)
     data = data[:, None] if data.ndim == 1 else data.T
@@ -113,6 +126,7 @@ def resample(waveform: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarr
     if orig_rate == target_rate:
         return waveform
     import soxr
+
     return soxr.resample(waveform, orig_rate, target_rate, quality="HQ").astype(np.float32)
 
 
@@ -133,14 +147,16 @@ def load_audio(path, sample_rate: int = 16000) -> np.ndarray:
     return resample_checked(path, mono, rate, sample_rate)
 
 
-def resample_checked(source, waveform: np.ndarray, orig_rate: int,
-                     target_rate: int) -> np.ndarray:
+def resample_checked(source, waveform: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
     """:func:`resample`, with an AudioError naming ``source`` when nothing is left (a few
     samples at a high rate, or a header with an absurd rate)."""
     out = resample(waveform, orig_rate, target_rate)
     if out.size == 0:
-        raise AudioError(source, f"too short: {len(waveform)} sample(s) at {orig_rate} Hz "
-                                 f"leave no samples at {target_rate} Hz")
+        raise AudioError(
+            source,
+            f"too short: {len(waveform)} sample(s) at {orig_rate} Hz "
+            f"leave no samples at {target_rate} Hz",
+        )
     return out
 
 

@@ -14,6 +14,7 @@ callback (:class:`TrainingHooks`):
 * :class:`StopConditions`: the time budget, ``max_steps``, signals, and too many non-finite
   losses in a row (the skipped batch's files go to ``nonfinite_batches.log``).
 """
+
 from __future__ import annotations
 
 import math
@@ -38,6 +39,7 @@ def weights_digest(model) -> str:
     """SHA-256 of the model's weights: equal digests mean bit-identical models (workers of
     one multi-worker run must agree)."""
     import hashlib
+
     digest = hashlib.sha256()
     for weight in model.weights:
         digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
@@ -49,13 +51,16 @@ class TensorBoardLog:
 
     def __init__(self, folder, log_samples: int):
         import tensorflow as tf
+
         self.train = tf.summary.create_file_writer(str(folder / "train"))
         self.dev = tf.summary.create_file_writer(str(folder / "dev"))
         self.log_samples = log_samples
 
-    def train_scalars(self, step: int, loss: float, learning_rate: float, audio_rate: float,
-                      epoch: int) -> None:
+    def train_scalars(
+        self, step: int, loss: float, learning_rate: float, audio_rate: float, epoch: int
+    ) -> None:
         import tensorflow as tf
+
         with self.train.as_default(step=step):
             tf.summary.scalar("loss", loss)
             tf.summary.scalar("learning_rate", learning_rate)
@@ -64,19 +69,23 @@ class TensorBoardLog:
 
     def epoch_loss(self, step: int, loss: float) -> None:
         import tensorflow as tf
+
         with self.train.as_default(step=step):
             tf.summary.scalar("epoch_loss", loss)
 
     def dev_results(self, step: int, decoded, samples) -> None:
         """Dev loss, WER, CER and the sample transcripts (rows of ``utterance_report``)."""
         import tensorflow as tf
+
         with self.dev.as_default(step=step):
             tf.summary.scalar("loss", decoded.loss)
             tf.summary.scalar("wer", decoded.scores.wer)
             tf.summary.scalar("cer", decoded.scores.cer)
             table = ["| id | reference | hypothesis | WER |", "|---|---|---|---|"]
-            table += [f"| {r['id']} | {r['reference']} | {r['hypothesis']} | {r['wer']:.2f} |"
-                      for r in samples]
+            table += [
+                f"| {r['id']} | {r['reference']} | {r['hypothesis']} | {r['wer']:.2f} |"
+                for r in samples
+            ]
             tf.summary.text("transcripts", "\n".join(table))
         self.flush()
 
@@ -85,18 +94,25 @@ class TensorBoardLog:
         import tensorflow as tf
 
         with self.dev.as_default(step=0):
-            for i, example in enumerate(examples[:self.log_samples]):
+            for i, example in enumerate(examples[: self.log_samples]):
                 try:
                     waveform = load_audio(example.utterance.audio_filepath, sample_rate)
                 except AudioError:  # broke after the pre-flight check: nothing to show
                     continue
-                tf.summary.audio(f"clip_{i}", waveform[np.newaxis, :, np.newaxis], sample_rate,
-                                 description=example.text)
+                tf.summary.audio(
+                    f"clip_{i}",
+                    waveform[np.newaxis, :, np.newaxis],
+                    sample_rate,
+                    description=example.text,
+                )
                 windows = extractor(tf.constant(waveform)).numpy()
                 lo, hi = np.percentile(windows, [1, 99])
                 image = np.clip((windows.T - lo) / max(hi - lo, 1e-6), 0, 1)
-                tf.summary.image(f"mfcc_windows_{i}", image[np.newaxis, ::-1, :, np.newaxis],
-                                 description=example.text)
+                tf.summary.image(
+                    f"mfcc_windows_{i}",
+                    image[np.newaxis, ::-1, :, np.newaxis],
+                    description=example.text,
+                )
         self.flush()
 
     def flush(self) -> None:
@@ -109,16 +125,27 @@ class Checkpointer:
     schedule, dropout RNG) and the progress counters mirrored from :class:`TrainState`."""
 
     def __init__(self, manager, progress: dict, state, optimizer):
-        self.manager, self.progress, self.state, self.optimizer = (manager, progress, state,
-                                                                   optimizer)
+        self.manager, self.progress, self.state, self.optimizer = (
+            manager,
+            progress,
+            state,
+            optimizer,
+        )
 
     def save(self) -> None:
-        for name in ("epoch", "batch_in_epoch", "best_wer", "best_loss", "evals_since_best",
-                     "evals_since_anneal"):
+        for name in (
+            "epoch",
+            "batch_in_epoch",
+            "best_wer",
+            "best_loss",
+            "evals_since_best",
+            "evals_since_anneal",
+        ):
             self.progress[name].assign(getattr(self.state, name))
         step = int(self.optimizer.iterations.numpy())
-        guarded_save("checkpoint", self.manager.directory,
-                     lambda: self.manager.save(checkpoint_number=step))
+        guarded_save(
+            "checkpoint", self.manager.directory, lambda: self.manager.save(checkpoint_number=step)
+        )
 
 
 class DevEvaluation:
@@ -131,18 +158,26 @@ class DevEvaluation:
         self.acoustic_model, self.state = acoustic_model, state
 
     def __call__(self):
-        decoded = decode_dataset(self.forward, self.dataset, self.examples, self.vocab,
-                                 with_loss=True)
+        decoded = decode_dataset(
+            self.forward, self.dataset, self.examples, self.vocab, with_loss=True
+        )
         if decoded.scores.wer < self.state.best_wer - 1e-9:
             self.state.best_wer = decoded.scores.wer
             save_keras_atomic(self.acoustic_model, self.run.best_model)
         return decoded
 
     def record(self, step: int, decoded, learning_rate: float, elapsed_s: float) -> dict:
-        record = {"step": step, "epoch": self.state.epoch, "dev_loss": decoded.loss,
-                  "dev_wer": decoded.scores.wer, "dev_cer": decoded.scores.cer,
-                  "learning_rate": learning_rate, "elapsed_s": round(elapsed_s, 1),
-                  "best_wer": self.state.best_wer, "best_loss": self.state.best_loss}
+        record = {
+            "step": step,
+            "epoch": self.state.epoch,
+            "dev_loss": decoded.loss,
+            "dev_wer": decoded.scores.wer,
+            "dev_cer": decoded.scores.cer,
+            "learning_rate": learning_rate,
+            "elapsed_s": round(elapsed_s, 1),
+            "best_wer": self.state.best_wer,
+            "best_loss": self.state.best_loss,
+        }
         append_history(self.run, record)
         return record
 
@@ -166,8 +201,10 @@ class LearningRateAnnealer:
         new = max(self.tc.min_lr_scale, scale * self.tc.anneal_factor)
         if new < scale:
             self.schedule.scale.assign(new)
-            logger.info(f"dev loss did not improve: learning rate x{self.tc.anneal_factor:g} "
-                        f"-> {self.tc.learning_rate * new:.2e}")
+            logger.info(
+                f"dev loss did not improve: learning rate x{self.tc.anneal_factor:g} "
+                f"-> {self.tc.learning_rate * new:.2e}"
+            )
         self.state.evals_since_anneal = 0
 
 
@@ -186,8 +223,9 @@ class EarlyStopping:
         else:
             self.state.evals_since_best += 1
         if self.state.evals_since_best >= self.patience:
-            return (f"early stopping: dev WER and loss did not improve in {self.patience} "
-                    "evaluations")
+            return (
+                f"early stopping: dev WER and loss did not improve in {self.patience} evaluations"
+            )
         return ""
 
 
@@ -197,8 +235,9 @@ class StopConditions:
 
     def __init__(self, train_config, started: float):
         self.tc = train_config
-        self.deadline = started + 60 * train_config.max_minutes if train_config.max_minutes \
-            else math.inf
+        self.deadline = (
+            started + 60 * train_config.max_minutes if train_config.max_minutes else math.inf
+        )
         self.signal_reason, self.signum = "", None
 
     def request(self, reason: str, signum: int | None = None) -> None:
@@ -219,8 +258,10 @@ class StopConditions:
 
     def nonfinite(self, in_row: int, log_path) -> str:
         if in_row >= self.tc.max_nonfinite_in_row:
-            return (f"stopped: {in_row} non-finite losses in a row (see {log_path}); lower "
-                    "train.learning_rate or check the listed files")
+            return (
+                f"stopped: {in_row} non-finite losses in a row (see {log_path}); lower "
+                "train.learning_rate or check the listed files"
+            )
         return ""
 
 
@@ -228,22 +269,43 @@ class TrainingHooks(keras.callbacks.Callback):
     """The Keras callback that calls the parts above at the right moments; ``train()``
     brackets every epoch with :meth:`begin_epoch` / :meth:`end_epoch`."""
 
-    def __init__(self, *, run, config, trainer, optimizer, schedule, manager, progress, state,
-                 forward, vocab, extractor, dev_examples, dev_dataset, train_examples,
-                 strategy=None):
+    def __init__(
+        self,
+        *,
+        run,
+        config,
+        trainer,
+        optimizer,
+        schedule,
+        manager,
+        progress,
+        state,
+        forward,
+        vocab,
+        extractor,
+        dev_examples,
+        dev_dataset,
+        train_examples,
+        strategy=None,
+    ):
         super().__init__()
         import tensorflow as tf
+
         self.run, self.config, self.trainer, self.state = run, config, trainer, state
         self.optimizer, self.schedule = optimizer, schedule
-        self.extractor, self.dev_examples, self.train_examples = (extractor, dev_examples,
-                                                                  train_examples)
+        self.extractor, self.dev_examples, self.train_examples = (
+            extractor,
+            dev_examples,
+            train_examples,
+        )
         self.strategy = strategy
         tc = config.train
         self.started = time.monotonic()
         self.tensorboard = TensorBoardLog(run.tensorboard, tc.log_samples)
         self.checkpointer = Checkpointer(manager, progress, state, optimizer)
-        self.dev = DevEvaluation(run, forward, vocab, dev_examples, dev_dataset,
-                                 trainer.acoustic_model, state)
+        self.dev = DevEvaluation(
+            run, forward, vocab, dev_examples, dev_dataset, trainer.acoustic_model, state
+        )
         self.annealer = LearningRateAnnealer(schedule, tc, state)
         self.early_stopping = EarlyStopping(tc.early_stop_patience, state)
         self.stops = StopConditions(tc, self.started)
@@ -301,8 +363,11 @@ class TrainingHooks(keras.callbacks.Callback):
     # -- Keras hooks -----------------------------------------------------------------
     def on_train_begin(self, logs=None):
         if self.step == 0 and not self.run.last_model.exists():
-            self.tensorboard.clips(list(self.dev_examples) or list(self.train_examples),
-                                   self.config.audio.sample_rate, self.extractor)
+            self.tensorboard.clips(
+                list(self.dev_examples) or list(self.train_examples),
+                self.config.audio.sample_rate,
+                self.extractor,
+            )
         self._rate_mark = (time.monotonic(), float(self.trainer.audio_seconds.numpy()))
 
     def on_train_batch_end(self, batch, logs=None):
@@ -315,8 +380,13 @@ class TrainingHooks(keras.callbacks.Callback):
             now, seconds = time.monotonic(), float(self.trainer.audio_seconds.numpy())
             rate = (seconds - self._rate_mark[1]) / max(1e-9, now - self._rate_mark[0])
             self._rate_mark = (now, seconds)
-            self.tensorboard.train_scalars(step, float(np.mean(logs["loss"])),
-                                           float(self.schedule(step)), rate, self.state.epoch)
+            self.tensorboard.train_scalars(
+                step,
+                float(np.mean(logs["loss"])),
+                float(self.schedule(step)),
+                rate,
+                self.state.epoch,
+            )
         if tc.checkpoint_every_steps and step % tc.checkpoint_every_steps == 0:
             self.checkpointer.save()
         if tc.eval_every_steps and step % tc.eval_every_steps == 0 and self.dev_examples:
@@ -341,10 +411,13 @@ class TrainingHooks(keras.callbacks.Callback):
         files = [self.train_examples[i].utterance.audio_filepath for i in index]
         with open(self.run.nonfinite_log, "a", encoding="utf-8") as f:
             f.write(f"step {step}: non-finite loss, update skipped; files: {' '.join(files)}\n")
-        logger.warning(f"non-finite loss at step {step}; update skipped "
-                       f"(files in {self.run.nonfinite_log.name})")
-        reason = self.stops.nonfinite(int(self.trainer.nonfinite_in_row.numpy()),
-                                      self.run.nonfinite_log)
+        logger.warning(
+            f"non-finite loss at step {step}; update skipped "
+            f"(files in {self.run.nonfinite_log.name})"
+        )
+        reason = self.stops.nonfinite(
+            int(self.trainer.nonfinite_in_row.numpy()), self.run.nonfinite_log
+        )
         if reason:
             self.failed = True
             self._interrupt(reason)
@@ -354,19 +427,23 @@ class TrainingHooks(keras.callbacks.Callback):
     def evaluate(self) -> dict:
         decoded = self.dev()
         step = self.step
-        samples = utterance_report(decoded.ids[:self.config.train.log_samples],
-                                   decoded.references, decoded.hypotheses)["per_utterance"]
+        samples = utterance_report(
+            decoded.ids[: self.config.train.log_samples], decoded.references, decoded.hypotheses
+        )["per_utterance"]
         self.tensorboard.dev_results(step, decoded, samples)
         early_stop = self.early_stopping.update(decoded.scores.wer, decoded.loss)
         self.annealer.update(decoded.loss)
         if early_stop:
             self._stop(early_stop)
-        record = self.dev.record(step, decoded, float(self.schedule(step)),
-                                 time.monotonic() - self.started)
+        record = self.dev.record(
+            step, decoded, float(self.schedule(step)), time.monotonic() - self.started
+        )
         self.last_dev = record
-        logger.info(f"\nstep {step} epoch {self.state.epoch}: dev loss {decoded.loss:.3f} "
-                    f"WER {100 * decoded.scores.wer:.2f}% CER {100 * decoded.scores.cer:.2f}% "
-                    f"(best WER {100 * self.state.best_wer:.2f}%)")
+        logger.info(
+            f"\nstep {step} epoch {self.state.epoch}: dev loss {decoded.loss:.3f} "
+            f"WER {100 * decoded.scores.wer:.2f}% CER {100 * decoded.scores.cer:.2f}% "
+            f"(best WER {100 * self.state.best_wer:.2f}%)"
+        )
         for r in samples[:2]:
             logger.info(f"  ref: {r['reference']}\n  hyp: {r['hypothesis']}")
         return record

@@ -3,6 +3,7 @@
 Every project error (bad audio, bad manifest line, bad config) is printed as one line and
 the command exits with status 2; no TensorFlow traceback reaches the user.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,35 +37,69 @@ def _log_flags() -> argparse.ArgumentParser:
 
 # -- train ----------------------------------------------------------------------------------
 def _add_train(sub):
-    p = sub.add_parser("train", parents=[_log_flags()], help="train a model (or resume the run in --out)",
-                       description="Train a BiLSTM-CTC model. Running it again on the same "
-                                   "--out folder resumes the run.")
-    p.add_argument("--train", nargs="+", required=True, metavar="MANIFEST",
-                   help="training manifest(s): JSONL (NeMo style) or DeepSpeech CSV")
-    p.add_argument("--train-weights", nargs="+", type=float, metavar="W",
-                   help="mix the --train manifests in these proportions (one weight each); "
-                        "default: every utterance once per epoch")
-    p.add_argument("--dev", metavar="MANIFEST",
-                   help="dev manifest scored (WER/CER) after every epoch; picks best.keras")
+    p = sub.add_parser(
+        "train",
+        parents=[_log_flags()],
+        help="train a model (or resume the run in --out)",
+        description="Train a BiLSTM-CTC model. Running it again on the same "
+        "--out folder resumes the run.",
+    )
+    p.add_argument(
+        "--train",
+        nargs="+",
+        required=True,
+        metavar="MANIFEST",
+        help="training manifest(s): JSONL (NeMo style) or DeepSpeech CSV",
+    )
+    p.add_argument(
+        "--train-weights",
+        nargs="+",
+        type=float,
+        metavar="W",
+        help="mix the --train manifests in these proportions (one weight each); "
+        "default: every utterance once per epoch",
+    )
+    p.add_argument(
+        "--dev",
+        metavar="MANIFEST",
+        help="dev manifest scored (WER/CER) after every epoch; picks best.keras",
+    )
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder to create or resume")
     p.add_argument("--config", metavar="FILE", help="config file (YAML or JSON) to start from")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override one config value, e.g. --set train.batch_size=32 (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one config value, e.g. --set train.batch_size=32 (repeatable)",
+    )
     p.add_argument("--epochs", type=int, help="shortcut for --set train.epochs=N")
     p.add_argument("--minutes", type=float, help="shortcut for --set train.max_minutes=M")
     p.add_argument("--seed", type=int, help="shortcut for --set train.seed=N")
-    p.add_argument("--jit-compile", dest="jit_compile", action=argparse.BooleanOptionalAction,
-                   default=None, help="compile the training step with XLA (default: on)")
-    p.add_argument("--strict", action="store_true",
-                   help="stop on any unusable utterance instead of dropping it with a warning")
+    p.add_argument(
+        "--jit-compile",
+        dest="jit_compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="compile the training step with XLA (default: on)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop on any unusable utterance instead of dropping it with a warning",
+    )
     p.set_defaults(func=_run_train)
 
 
 def _train_config(args):
     config = Config.load(args.config) if args.config else Config()
     overrides = list(args.set)
-    for flag, key in (("epochs", "train.epochs"), ("minutes", "train.max_minutes"),
-                      ("seed", "train.seed"), ("jit_compile", "train.jit_compile")):
+    for flag, key in (
+        ("epochs", "train.epochs"),
+        ("minutes", "train.max_minutes"),
+        ("seed", "train.seed"),
+        ("jit_compile", "train.jit_compile"),
+    ):
         value = getattr(args, flag)
         if value is not None:
             overrides.append(f"{key}={value}")
@@ -76,17 +111,29 @@ def _train_config(args):
 def _run_train(args) -> int:
     config = _train_config(args)
     # Resuming without flags keeps the saved config; explicit ones are checked against it.
-    explicit = args.config or args.set or any(getattr(args, f) is not None for f in
-                                              ("epochs", "minutes", "seed", "jit_compile"))
+    explicit = (
+        args.config
+        or args.set
+        or any(getattr(args, f) is not None for f in ("epochs", "minutes", "seed", "jit_compile"))
+    )
     if RunFolder(args.out).exists() and not explicit and not args.strict:
         config = None
     if args.train_weights is not None and len(args.train_weights) != len(args.train):
         raise ConfigError("--train-weights needs one weight per --train manifest")
-    metrics = train(args.train, args.dev, args.out, config, verbose=0 if args.quiet else 1,
-                    train_weights=args.train_weights)
+    metrics = train(
+        args.train,
+        args.dev,
+        args.out,
+        config,
+        verbose=0 if args.quiet else 1,
+        train_weights=args.train_weights,
+    )
     if metrics.get("signal"):
-        print(f"speech-rnn train: {metrics['stop_reason']}; checkpoint saved at step "
-              f"{metrics['steps']}; run the same command to resume", file=sys.stderr)
+        print(
+            f"speech-rnn train: {metrics['stop_reason']}; checkpoint saved at step "
+            f"{metrics['steps']}; run the same command to resume",
+            file=sys.stderr,
+        )
         return 128 + int(metrics["signal"])
     if metrics.get("failed"):
         print(f"speech-rnn train: error: {metrics['stop_reason']}", file=sys.stderr)
@@ -100,17 +147,27 @@ def _run_train(args) -> int:
 
 # -- evaluate -------------------------------------------------------------------------------
 def _add_evaluate(sub):
-    p = sub.add_parser("evaluate", parents=[_log_flags()], help="score a trained run on a manifest (WER/CER)")
+    p = sub.add_parser(
+        "evaluate", parents=[_log_flags()], help="score a trained run on a manifest (WER/CER)"
+    )
     p.add_argument("--model", required=True, metavar="RUN_DIR", help="trained run folder")
     p.add_argument("--manifest", required=True, help="manifest to score (JSONL or CSV)")
-    p.add_argument("--beam", type=int, default=0, metavar="N",
-                   help="beam width (0 or 1: greedy decoding)")
-    p.add_argument("--lm", metavar="ARPA", help="word n-gram LM for beam search "
-                                                "(speech-rnn lm build); implies --beam 16")
+    p.add_argument(
+        "--beam", type=int, default=0, metavar="N", help="beam width (0 or 1: greedy decoding)"
+    )
+    p.add_argument(
+        "--lm",
+        metavar="ARPA",
+        help="word n-gram LM for beam search (speech-rnn lm build); implies --beam 16",
+    )
     p.add_argument("--alpha", type=float, help="LM weight (needs --lm; speech-rnn lm tune)")
     p.add_argument("--beta", type=float, help="word insertion bonus (needs --lm)")
-    p.add_argument("--which", choices=("best", "last"), default="best",
-                   help="model of the run to use: best dev WER or last epoch")
+    p.add_argument(
+        "--which",
+        choices=("best", "last"),
+        default="best",
+        help="model of the run to use: best dev WER or last epoch",
+    )
     p.add_argument("--batch-size", type=int, default=16, help="utterances per batch")
     p.add_argument("--out", metavar="JSON", help="report path (default: in the run folder)")
     _add_threads(p)
@@ -121,9 +178,17 @@ def _run_evaluate(args) -> int:
     decoding_options(args.beam, args.lm, args.alpha, args.beta)
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
-    report = evaluate_run(args.model, args.manifest, beam_width=args.beam, which=args.which,
-                          batch_size=args.batch_size, out=args.out, lm=args.lm,
-                          alpha=args.alpha, beta=args.beta)
+    report = evaluate_run(
+        args.model,
+        args.manifest,
+        beam_width=args.beam,
+        which=args.which,
+        batch_size=args.batch_size,
+        out=args.out,
+        lm=args.lm,
+        alpha=args.alpha,
+        beta=args.beta,
+    )
     print(format_report(report))
     return 0
 
@@ -135,54 +200,94 @@ STDOUT_FORMATS = ("txt", "json")  # formats that can hold many inputs on standar
 
 def _add_transcribe(sub):
     p = sub.add_parser(
-        "transcribe", parents=[_log_flags()],
+        "transcribe",
+        parents=[_log_flags()],
         help="transcribe audio files, folders or a WAV stream on stdin",
         description="Transcribe audio with a trained run: text, segments, word timestamps "
-                    "and confidences. Audio of any length is cut on silence into chunks of "
-                    "at most 30 s. Without --output-dir, results go to stdout: one "
-                    "'FILE<TAB>TEXT' line (txt) or one JSON object (json) per input, in "
-                    "input order. A file that fails is reported on stderr and the others go "
-                    "on; the exit status is 1 if any failed.")
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="audio files, folders (searched recursively), or - for a WAV "
-                        "stream on stdin")
+        "and confidences. Audio of any length is cut on silence into chunks of "
+        "at most 30 s. Without --output-dir, results go to stdout: one "
+        "'FILE<TAB>TEXT' line (txt) or one JSON object (json) per input, in "
+        "input order. A file that fails is reported on stderr and the others go "
+        "on; the exit status is 1 if any failed.",
+    )
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="audio files, folders (searched recursively), or - for a WAV stream on stdin",
+    )
     p.add_argument("--model", required=True, metavar="RUN_DIR", help="trained run folder")
-    p.add_argument("--which", choices=("best", "last"), default="best",
-                   help="model of the run to use: best dev WER or last epoch")
-    p.add_argument("--glob", metavar="PATTERN",
-                   help="in folders, transcribe only files whose name matches PATTERN "
-                        "(e.g. '*.flac'); default: every audio file "
-                        f"({' '.join(AUDIO_SUFFIXES)})")
-    p.add_argument("-f", "--format", default="txt", choices=FORMATS + ("all",),
-                   help="output format (default: txt); 'all' writes every format and needs "
-                        "--output-dir; srt, vtt and tsv on stdout need a single input")
-    p.add_argument("-o", "--output-dir", metavar="DIR",
-                   help="write one file per input and format into DIR, named after the "
-                        "input (clip.wav -> DIR/clip.srt; folder inputs keep their "
-                        "subfolders; - is 'stdin')")
-    p.add_argument("--beam", type=int, metavar="N",
-                   help="beam width (default 0: greedy; 16 with --lm)")
-    p.add_argument("--lm", metavar="ARPA", help="word n-gram language model for beam search "
-                                                "(see 'speech-rnn lm build')")
-    p.add_argument("--alpha", type=float, metavar="A",
-                   help="language model weight (needs --lm; default 0.5)")
-    p.add_argument("--beta", type=float, metavar="B",
-                   help="word insertion bonus (needs --lm; default 1.0)")
-    p.add_argument("--batch-size", type=int, default=32, metavar="N",
-                   help="short files run through the model at once (default 32); the "
-                        "chunks of a long file go at most 8 at a time, so memory stays flat")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar on stderr (default: when stderr is a terminal and "
-                        "there is more than one input)")
+    p.add_argument(
+        "--which",
+        choices=("best", "last"),
+        default="best",
+        help="model of the run to use: best dev WER or last epoch",
+    )
+    p.add_argument(
+        "--glob",
+        metavar="PATTERN",
+        help="in folders, transcribe only files whose name matches PATTERN "
+        "(e.g. '*.flac'); default: every audio file "
+        f"({' '.join(AUDIO_SUFFIXES)})",
+    )
+    p.add_argument(
+        "-f",
+        "--format",
+        default="txt",
+        choices=FORMATS + ("all",),
+        help="output format (default: txt); 'all' writes every format and needs "
+        "--output-dir; srt, vtt and tsv on stdout need a single input",
+    )
+    p.add_argument(
+        "-o",
+        "--output-dir",
+        metavar="DIR",
+        help="write one file per input and format into DIR, named after the "
+        "input (clip.wav -> DIR/clip.srt; folder inputs keep their "
+        "subfolders; - is 'stdin')",
+    )
+    p.add_argument(
+        "--beam", type=int, metavar="N", help="beam width (default 0: greedy; 16 with --lm)"
+    )
+    p.add_argument(
+        "--lm",
+        metavar="ARPA",
+        help="word n-gram language model for beam search (see 'speech-rnn lm build')",
+    )
+    p.add_argument(
+        "--alpha", type=float, metavar="A", help="language model weight (needs --lm; default 0.5)"
+    )
+    p.add_argument(
+        "--beta", type=float, metavar="B", help="word insertion bonus (needs --lm; default 1.0)"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=32,
+        metavar="N",
+        help="short files run through the model at once (default 32); the "
+        "chunks of a long file go at most 8 at a time, so memory stays flat",
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal and "
+        "there is more than one input)",
+    )
     _add_threads(p)
     p.set_defaults(func=_run_transcribe)
 
 
 def _add_threads(p) -> None:
-    p.add_argument("--threads", type=int, metavar="N",
-                   help="TensorFlow threads (intra- and inter-op pools; default: all cores). "
-                        "1 is often faster per file on a busy machine, where idle threads "
-                        "spin waiting for descheduled ones")
+    p.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="TensorFlow threads (intra- and inter-op pools; default: all cores). "
+        "1 is often faster per file on a busy machine, where idle threads "
+        "spin waiting for descheduled ones",
+    )
 
 
 def _expand_inputs(inputs, pattern=None):
@@ -194,11 +299,21 @@ def _expand_inputs(inputs, pattern=None):
             continue
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.rglob(pattern or "*") if p.is_file() and
-                           (pattern or p.suffix.lower() in AUDIO_SUFFIXES))
+            found = sorted(
+                p
+                for p in path.rglob(pattern or "*")
+                if p.is_file() and (pattern or p.suffix.lower() in AUDIO_SUFFIXES)
+            )
             if not found:
-                yield str(path), None, (f"no audio files matching {pattern!r}" if pattern
-                                        else "folder holds no audio files")
+                yield (
+                    str(path),
+                    None,
+                    (
+                        f"no audio files matching {pattern!r}"
+                        if pattern
+                        else "folder holds no audio files"
+                    ),
+                )
             for p in found:
                 yield str(p), path, None
         else:
@@ -218,8 +333,10 @@ def _check_transcribe_args(args, count: int) -> tuple:
         if args.format == "all":
             raise ConfigError("--format all writes several files per input: add --output-dir")
         if args.format not in STDOUT_FORMATS and count > 1:
-            raise ConfigError(f"--format {args.format} on stdout takes a single input; "
-                              f"add --output-dir for {count} inputs")
+            raise ConfigError(
+                f"--format {args.format} on stdout takes a single input; "
+                f"add --output-dir for {count} inputs"
+            )
     return formats
 
 
@@ -247,24 +364,30 @@ def _run_transcribe(args) -> int:
 
     from tqdm import tqdm
 
-
     items = list(_expand_inputs(args.inputs, args.glob))
     formats = _check_transcribe_args(args, len(items))
     recognizer = load_model(args.model, which=args.which)
     decode = dict(lm=args.lm, alpha=args.alpha, beta=args.beta, batch_size=args.batch_size)
     recognizer.decoding_options(args.beam or 0, args.lm, args.alpha, args.beta)  # fail early
     # tqdm's disable=None: a bar only when stderr is a terminal
-    disable = (not args.progress) if args.progress is not None else (None if len(items) > 1
-                                                                      else True)
-    bar = tqdm(total=len(items), desc="transcribing", unit="file", file=sys.stderr,
-               disable=disable, leave=False)
+    disable = (
+        (not args.progress) if args.progress is not None else (None if len(items) > 1 else True)
+    )
+    bar = tqdm(
+        total=len(items),
+        desc="transcribing",
+        unit="file",
+        file=sys.stderr,
+        disable=disable,
+        leave=False,
+    )
     failed, written, done, next_out = 0, 0, {}, 0
 
     def emit(index, outcome):
         nonlocal failed, written, next_out
         done[index] = outcome
         bar.update(1)
-        while next_out in done:     # stdout keeps input order
+        while next_out in done:  # stdout keeps input order
             source, root, _ = items[next_out]
             result = done.pop(next_out)
             next_out += 1
@@ -275,11 +398,14 @@ def _run_transcribe(args) -> int:
                 bar.write(f"error: {message}", file=sys.stderr)
                 failed += 1
             elif args.output_dir:
-                written += len(write_outputs(result, output_name(source, root),
-                                             args.output_dir, formats))
+                written += len(
+                    write_outputs(result, output_name(source, root), args.output_dir, formats)
+                )
             elif args.format == "json":
-                print(json.dumps({"file": source, **transcription_dict(result)},
-                                 ensure_ascii=False), flush=True)
+                print(
+                    json.dumps({"file": source, **transcription_dict(result)}, ensure_ascii=False),
+                    flush=True,
+                )
             elif args.format == "txt":
                 print(f"{source}\t{result.text}", flush=True)
             else:
@@ -298,8 +424,9 @@ def _run_transcribe(args) -> int:
                 emit(index, e)
         else:
             files.append((index, source))
-    for k, _, outcome in recognizer.transcribe_many([s for _, s in files], args.beam or 0,
-                                                    **decode):
+    for k, _, outcome in recognizer.transcribe_many(
+        [s for _, s in files], args.beam or 0, **decode
+    ):
         emit(files[k][0], outcome)
     bar.close()
     if args.output_dir:
@@ -311,39 +438,70 @@ def _run_transcribe(args) -> int:
 
 # -- lm -------------------------------------------------------------------------------------
 def _add_lm(sub):
-    p = sub.add_parser("lm", help="word n-gram language models: build an ARPA file, tune "
-                                  "its weights",
-                       description="Build a word n-gram language model (interpolated modified "
-                                   "Kneser-Ney, ARPA format) and tune its decoding weights.")
+    p = sub.add_parser(
+        "lm",
+        help="word n-gram language models: build an ARPA file, tune its weights",
+        description="Build a word n-gram language model (interpolated modified "
+        "Kneser-Ney, ARPA format) and tune its decoding weights.",
+    )
     lm_sub = p.add_subparsers(dest="lm_command", required=True, metavar="ACTION")
-    b = lm_sub.add_parser("build", parents=[_log_flags()], help="count a text corpus into an ARPA model",
-                          description="Count sentences (one per line, normalized like "
-                                      "transcripts) into an interpolated modified Kneser-Ney "
-                                      "n-gram model in ARPA format.")
-    b.add_argument("--text", nargs="+", required=True, metavar="FILE",
-                   help="UTF-8 text file(s), one sentence per line")
+    b = lm_sub.add_parser(
+        "build",
+        parents=[_log_flags()],
+        help="count a text corpus into an ARPA model",
+        description="Count sentences (one per line, normalized like "
+        "transcripts) into an interpolated modified Kneser-Ney "
+        "n-gram model in ARPA format.",
+    )
+    b.add_argument(
+        "--text",
+        nargs="+",
+        required=True,
+        metavar="FILE",
+        help="UTF-8 text file(s), one sentence per line",
+    )
     b.add_argument("--order", type=int, default=3, metavar="N", help="n-gram order (default 3)")
     b.add_argument("--out", required=True, metavar="ARPA", help="ARPA file to write")
-    b.add_argument("--no-normalize", dest="normalize", action="store_false",
-                   help="use the text as it is (default: lowercase, spell numbers, drop "
-                        "punctuation, as transcripts are)")
+    b.add_argument(
+        "--no-normalize",
+        dest="normalize",
+        action="store_false",
+        help="use the text as it is (default: lowercase, spell numbers, drop "
+        "punctuation, as transcripts are)",
+    )
     b.set_defaults(func=_run_lm_build)
-    t = lm_sub.add_parser("tune", parents=[_log_flags()], help="grid-search --alpha/--beta on a dev manifest",
-                          description="Decode a manifest with every (alpha, beta) pair of the "
-                                      "grid and report the pair with the lowest WER; the "
-                                      "model runs once, only decoding is repeated.")
+    t = lm_sub.add_parser(
+        "tune",
+        parents=[_log_flags()],
+        help="grid-search --alpha/--beta on a dev manifest",
+        description="Decode a manifest with every (alpha, beta) pair of the "
+        "grid and report the pair with the lowest WER; the "
+        "model runs once, only decoding is repeated.",
+    )
     t.add_argument("--model", required=True, metavar="RUN_DIR", help="trained run folder")
     t.add_argument("--manifest", required=True, help="dev manifest (JSONL or CSV) to tune on")
     t.add_argument("--lm", required=True, metavar="ARPA", help="language model to tune")
-    t.add_argument("--which", choices=("best", "last"), default="best",
-                   help="model of the run to use")
-    t.add_argument("--alphas", default="0,0.25,0.5,0.75,1,1.5", metavar="LIST",
-                   help="comma-separated LM weights to try (default 0,0.25,0.5,0.75,1,1.5)")
-    t.add_argument("--betas", default="0,0.5,1,2,3", metavar="LIST",
-                   help="comma-separated word bonuses to try (default 0,0.5,1,2,3)")
+    t.add_argument(
+        "--which", choices=("best", "last"), default="best", help="model of the run to use"
+    )
+    t.add_argument(
+        "--alphas",
+        default="0,0.25,0.5,0.75,1,1.5",
+        metavar="LIST",
+        help="comma-separated LM weights to try (default 0,0.25,0.5,0.75,1,1.5)",
+    )
+    t.add_argument(
+        "--betas",
+        default="0,0.5,1,2,3",
+        metavar="LIST",
+        help="comma-separated word bonuses to try (default 0,0.5,1,2,3)",
+    )
     t.add_argument("--beam", type=int, default=16, metavar="N", help="beam width (default 16)")
-    t.add_argument("--out", metavar="JSON",
-                   help="where to save the result (default: RUN_DIR/lm_tune_MANIFEST.json)")
+    t.add_argument(
+        "--out",
+        metavar="JSON",
+        help="where to save the result (default: RUN_DIR/lm_tune_MANIFEST.json)",
+    )
     t.set_defaults(func=_run_lm_tune)
 
 
@@ -352,8 +510,10 @@ def _run_lm_build(args) -> int:
         raise ConfigError("--order must be at least 1")
     report = build_arpa(args.text, args.out, order=args.order, normalize=args.normalize)
     counts = ", ".join(f"{n} {k + 1}-grams" for k, n in enumerate(report.ngrams))
-    print(f"{report.path}: order {report.order}, {report.sentences} sentences, "
-          f"{report.words} words; {counts}")
+    print(
+        f"{report.path}: order {report.order}, {report.sentences} sentences, "
+        f"{report.words} words; {counts}"
+    )
     return 0
 
 
@@ -375,12 +535,24 @@ def _run_lm_tune(args) -> int:
         raise ConfigError("--beam must be >= 2")
     recognizer = load_model(args.model, which=args.which)
     result = tune(recognizer, args.manifest, args.lm, alphas, betas, args.beam)
-    out = (Path(args.out) if args.out
-           else Path(args.model) / f"lm_tune_{Path(args.manifest).stem}.json")
-    atomic_write_json(out, {**asdict(result), "lm": str(args.lm), "manifest": str(args.manifest),
-                            "model": str(recognizer.model_path)})
-    print(f"best: --alpha {result.alpha:g} --beta {result.beta:g}: WER {100 * result.wer:.2f}% "
-          f"(greedy {100 * result.greedy_wer:.2f}%)")
+    out = (
+        Path(args.out)
+        if args.out
+        else Path(args.model) / f"lm_tune_{Path(args.manifest).stem}.json"
+    )
+    atomic_write_json(
+        out,
+        {
+            **asdict(result),
+            "lm": str(args.lm),
+            "manifest": str(args.manifest),
+            "model": str(recognizer.model_path),
+        },
+    )
+    print(
+        f"best: --alpha {result.alpha:g} --beta {result.beta:g}: WER {100 * result.wer:.2f}% "
+        f"(greedy {100 * result.greedy_wer:.2f}%)"
+    )
     print(f"saved: {out}")
     return 0
 
@@ -399,23 +571,31 @@ def _add_synth(sub):
 
 
 def _add_demo(sub):
-    p = sub.add_parser("demo", help="build the synthetic corpus, train, evaluate, transcribe",
-                       description=demo.__doc__.splitlines()[0])
+    p = sub.add_parser(
+        "demo",
+        help="build the synthetic corpus, train, evaluate, transcribe",
+        description=demo.__doc__.splitlines()[0],
+    )
     demo.add_arguments(p)
     p.set_defaults(func=demo.run)
 
 
 def _add_recipe(sub):
-    p = sub.add_parser("recipe", help="build train/dev/test manifests: fsdd, fsdd-connected, "
-                                      "kathleen", description=recipes.__doc__.splitlines()[0])
+    p = sub.add_parser(
+        "recipe",
+        help="build train/dev/test manifests: fsdd, fsdd-connected, kathleen",
+        description=recipes.__doc__.splitlines()[0],
+    )
     recipes.add_arguments(p)
     p.set_defaults(func=recipes.run)
 
 
 def _add_bench(sub):
-    p = sub.add_parser("bench", help="speed benchmarks, side by side: pipeline, training, "
-                                     "inference, scaling, roofline",
-                       description=bench.__doc__.splitlines()[0])
+    p = sub.add_parser(
+        "bench",
+        help="speed benchmarks, side by side: pipeline, training, inference, scaling, roofline",
+        description=bench.__doc__.splitlines()[0],
+    )
     bench.add_arguments(p)
 
 
@@ -446,10 +626,13 @@ def main(argv=None) -> int:
             print(f"speech-rnn {args.command}: error: --threads must be >= 1", file=sys.stderr)
             return 2
         try:
-            apply_threads(args.threads)   # before TensorFlow runs its first op
+            apply_threads(args.threads)  # before TensorFlow runs its first op
         except RuntimeError:  # main() called again in a process where TensorFlow already ran
-            print(f"speech-rnn {args.command}: warning: --threads ignored, TensorFlow has "
-                  "already started in this process", file=sys.stderr)
+            print(
+                f"speech-rnn {args.command}: warning: --threads ignored, TensorFlow has "
+                "already started in this process",
+                file=sys.stderr,
+            )
     try:
         return int(args.func(args) or 0)
     except SpeechRnnError as e:

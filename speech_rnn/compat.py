@@ -15,22 +15,26 @@ the test suite exercises all of them). When upgrading, start here.
   model from a first batch it averages across replicas; on a multi-worker strategy that
   fails for dict batches. Training builds the model and optimizer before ``fit``.
 """
+
 from __future__ import annotations
 
 
 def rnn_loop(step, inputs, initial_states, **kwargs):
     """``keras.src.backend.rnn(step, inputs, initial_states, **kwargs)``."""
     from keras.src import backend
+
     return backend.rnn(step, inputs, initial_states, **kwargs)
 
 
 def op_determinism_enabled() -> bool:
     from tensorflow.python.framework import config
+
     return config.is_op_determinism_enabled()
 
 
 def disable_op_determinism() -> None:
     from tensorflow.python.framework import config
+
     config.disable_op_determinism()
 
 

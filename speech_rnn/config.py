@@ -5,6 +5,7 @@ folder, so that a trained run always reloads with exactly the features it was tr
 YAML or JSON files and ``--set section.key=value`` overrides are validated: an unknown key
 is an error that lists the valid keys.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,9 +20,9 @@ from .fileio import atomic_write_text
 
 @dataclass(frozen=True)
 class AudioConfig:
-    sample_rate: int = 16000          # everything is resampled to this rate, mono
-    max_duration: float = 30.0        # seconds; longer training utterances are rejected
-    min_duration: float = 0.1         # seconds; shorter ones are rejected
+    sample_rate: int = 16000  # everything is resampled to this rate, mono
+    max_duration: float = 30.0  # seconds; longer training utterances are rejected
+    min_duration: float = 0.1  # seconds; shorter ones are rejected
 
 
 @dataclass(frozen=True)
@@ -33,19 +34,19 @@ class FeatureConfig:
     num_mfcc: int = 26
     lower_hz: float = 20.0
     upper_hz: float = 7600.0
-    deltas: bool = False              # append first and second order deltas
-    normalization: str = "global"     # global | utterance | none
-    stack: int = 4                    # frames per window (time reduction front-end)
-    stride: int = 3                   # frames between windows: the time-reduction factor
+    deltas: bool = False  # append first and second order deltas
+    normalization: str = "global"  # global | utterance | none
+    stack: int = 4  # frames per window (time reduction front-end)
+    stride: int = 3  # frames between windows: the time-reduction factor
 
 
 @dataclass(frozen=True)
 class SpecAugmentConfig:
     enabled: bool = True
     freq_masks: int = 2
-    freq_mask_width: int = 8          # mel bins, at most
+    freq_mask_width: int = 8  # mel bins, at most
     time_masks: int = 2
-    time_mask_width: int = 25         # 10 ms frames, at most
+    time_mask_width: int = 25  # 10 ms frames, at most
     time_mask_max_fraction: float = 0.15  # of the utterance, per mask
 
 
@@ -53,49 +54,49 @@ class SpecAugmentConfig:
 class TextConfig:
     charset: str = "abcdefghijklmnopqrstuvwxyz' "
     lowercase: bool = True
-    strip_accents: bool = True        # é -> e; else accented letters are unknown
-    spell_numbers: bool = True        # "42" -> "forty two"
-    unknown: str = "drop"             # drop | error: characters outside the charset
+    strip_accents: bool = True  # é -> e; else accented letters are unknown
+    spell_numbers: bool = True  # "42" -> "forty two"
+    unknown: str = "drop"  # drop | error: characters outside the charset
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     lstm_layers: int = 3
     lstm_units: int = 256
-    projection_units: int = 0         # optional Dense front-end before the LSTMs (0: none)
-    dropout: float = 0.3              # between LSTM layers and before the output layer
+    projection_units: int = 0  # optional Dense front-end before the LSTMs (0: none)
+    dropout: float = 0.3  # between LSTM layers and before the output layer
     input_dropout: float = 0.1
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    batch_size: int = 16              # per replica
+    batch_size: int = 16  # per replica
     epochs: int = 100
-    max_minutes: float = 0.0          # wall-clock budget for this invocation (0: none)
-    max_steps: int = 0                # stop after this many optimizer steps (0: none)
+    max_minutes: float = 0.0  # wall-clock budget for this invocation (0: none)
+    max_steps: int = 0  # stop after this many optimizer steps (0: none)
     learning_rate: float = 1e-3
     warmup_steps: int = 300
     clipnorm: float = 5.0
-    anneal_factor: float = 0.5        # lr *= factor when dev WER did not improve ...
-    anneal_patience: int = 1          # ... for this many evaluations
+    anneal_factor: float = 0.5  # lr *= factor when dev WER did not improve ...
+    anneal_patience: int = 1  # ... for this many evaluations
     min_lr_scale: float = 0.01
-    early_stop_patience: int = 6      # evaluations without dev WER improvement
-    eval_every_steps: int = 0         # also evaluate every N steps (0: once per epoch)
+    early_stop_patience: int = 6  # evaluations without dev WER improvement
+    eval_every_steps: int = 0  # also evaluate every N steps (0: once per epoch)
     checkpoint_every_steps: int = 200
     keep_checkpoints: int = 3
     jit_compile: bool = True
     seed: int = 1234
-    bucket_width_s: float = 1.0       # bucket boundaries every this many audio seconds
+    bucket_width_s: float = 1.0  # bucket boundaries every this many audio seconds
     shuffle_buffer: int = 20000
-    cache: bool = True                # cache features on disk in the run folder
+    cache: bool = True  # cache features on disk in the run folder
     max_nonfinite_in_row: int = 20
-    log_samples: int = 3              # sample transcripts/clips shown in TensorBoard
-    strict: bool = False              # stop on any bad example instead of dropping it
-    verify_audio: bool = True         # decode every file in the pre-flight check
-    deterministic: bool = False       # deterministic TF ops (bit-exact resume; slower)
-    strategy: str = "auto"            # auto | default | mirrored | multiworker
-    scale_lr: bool = False            # learning rate x replicas (linear scaling rule)
-    mixed_precision: bool = False     # float16 on GPU (loss-scaled), bfloat16 on CPU
+    log_samples: int = 3  # sample transcripts/clips shown in TensorBoard
+    strict: bool = False  # stop on any bad example instead of dropping it
+    verify_audio: bool = True  # decode every file in the pre-flight check
+    deterministic: bool = False  # deterministic TF ops (bit-exact resume; slower)
+    strategy: str = "auto"  # auto | default | mirrored | multiworker
+    scale_lr: bool = False  # learning rate x replicas (linear scaling rule)
+    mixed_precision: bool = False  # float16 on GPU (loss-scaled), bfloat16 on CPU
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ class Config:
             raise ConfigError(f"{path}: cannot read config ({e.strerror})") from None
         if path.suffix in (".yaml", ".yml"):
             import yaml  # safe_load below: a config file can never construct Python objects
+
             try:
                 data = yaml.safe_load(text) or {}
             except yaml.YAMLError as e:
@@ -149,8 +151,9 @@ class Config:
                 raise ConfigError(f"--set {item!r}: expected section.key=value")
             section, name = key.strip().split(".", 1)
             if section not in data:
-                raise ConfigError(f"--set {item!r}: unknown section {section!r}; "
-                                  f"valid: {', '.join(sorted(data))}")
+                raise ConfigError(
+                    f"--set {item!r}: unknown section {section!r}; valid: {', '.join(sorted(data))}"
+                )
             data[section][name] = _parse_scalar(raw.strip())
         return Config.from_dict(data, source="--set")
 
@@ -198,8 +201,9 @@ def _build(cls, data: dict, where: str):
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(data) - set(names))
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; "
-                          f"valid keys: {', '.join(names)}")
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(names)}"
+        )
     kwargs = {}
     for name in names:
         if name not in data:

@@ -5,6 +5,7 @@ Every decoder returns, per utterance, a :class:`Hypothesis`: the label ids, the 
 frame at which each one starts (``frames``) and the last frame of its run (``ends``), which
 the transcriber turns into word timestamps.
 """
+
 from __future__ import annotations
 
 import functools
@@ -23,6 +24,7 @@ class DecodingOptions:
     """How logits become text. ``beam_width`` 0 or 1 is greedy; with ``lm`` (an ARPA file)
     the prefix beam search adds ``alpha`` x LM log-probability (natural log) and ``beta``
     per word to each hypothesis' acoustic log-probability."""
+
     beam_width: int = 0
     lm: str | None = None
     alpha: float = 0.5
@@ -38,8 +40,9 @@ class DecodingOptions:
 DEFAULT_LM_BEAM = 16
 
 
-def decoding_options(beam_width: int | None = 0, lm=None, alpha: float | None = None,
-                     beta: float | None = None) -> DecodingOptions:
+def decoding_options(
+    beam_width: int | None = 0, lm=None, alpha: float | None = None, beta: float | None = None
+) -> DecodingOptions:
     """The one place decoding options are checked: ``alpha``/``beta`` weight an ``lm``; an
     ``lm`` needs a beam (:data:`DEFAULT_LM_BEAM` when ``beam_width`` is 0 or None)."""
     beam_width = beam_width or 0
@@ -50,20 +53,24 @@ def decoding_options(beam_width: int | None = 0, lm=None, alpha: float | None = 
             raise ConfigError("alpha and beta weight a language model: give lm too (add --lm)")
         return DecodingOptions(beam_width=beam_width)
     if beam_width == 1:
-        raise ConfigError("a language model (lm, --lm) needs beam search: --beam >= 2 "
-                          "(or leave it out)")
+        raise ConfigError(
+            "a language model (lm, --lm) needs beam search: --beam >= 2 (or leave it out)"
+        )
     defaults = DecodingOptions()
-    return DecodingOptions(beam_width or DEFAULT_LM_BEAM, str(lm),
-                           defaults.alpha if alpha is None else float(alpha),
-                           defaults.beta if beta is None else float(beta))
+    return DecodingOptions(
+        beam_width or DEFAULT_LM_BEAM,
+        str(lm),
+        defaults.alpha if alpha is None else float(alpha),
+        defaults.beta if beta is None else float(beta),
+    )
 
 
 @dataclass(frozen=True)
 class Hypothesis:
-    ids: tuple                    # emitted label ids
-    frames: tuple                 # output frame at which each emitted id starts
-    log_prob: float               # log probability of the path (greedy) or beam score
-    ends: tuple = ()              # last output frame of each emitted id's run
+    ids: tuple  # emitted label ids
+    frames: tuple  # output frame at which each emitted id starts
+    log_prob: float  # log probability of the path (greedy) or beam score
+    ends: tuple = ()  # last output frame of each emitted id's run
 
 
 def _logaddexp(a: float, b: float) -> float:
@@ -94,9 +101,12 @@ def greedy_decode(logits: np.ndarray, length: int, blank_id: int) -> Hypothesis:
     run_starts = np.flatnonzero(starts)
     run_ends = np.append(run_starts[1:], length) - 1
     keep = best[run_starts] != blank_id
-    return Hypothesis(tuple(int(i) for i in best[run_starts[keep]]),
-                      tuple(int(f) for f in run_starts[keep]), score,
-                      tuple(int(f) for f in run_ends[keep]))
+    return Hypothesis(
+        tuple(int(i) for i in best[run_starts[keep]]),
+        tuple(int(f) for f in run_starts[keep]),
+        score,
+        tuple(int(f) for f in run_ends[keep]),
+    )
 
 
 def beam_decode(logits: np.ndarray, lengths, blank_id: int, beam_width: int) -> list:
@@ -104,11 +114,15 @@ def beam_decode(logits: np.ndarray, lengths, blank_id: int, beam_width: int) -> 
     the blank as the last class, as ours is). Emission frames are recovered by aligning
     the best beam's labels to the frames with the Viterbi path constrained to that label."""
     import tensorflow as tf
+
     if blank_id != logits.shape[-1] - 1:
         raise ValueError("beam search needs the blank as the last class")
     decoded, scores = tf.nn.ctc_beam_search_decoder(
         tf.transpose(tf.constant(logits, tf.float32), [1, 0, 2]),
-        tf.constant(np.asarray(lengths, np.int32)), beam_width=beam_width, top_paths=1)
+        tf.constant(np.asarray(lengths, np.int32)),
+        beam_width=beam_width,
+        top_paths=1,
+    )
     dense = tf.sparse.to_dense(decoded[0], default_value=-1).numpy()
     out = []
     for b, length in enumerate(lengths):
@@ -168,10 +182,10 @@ class _Prefixes:
         self.parent = [-1]
         self.label = [-1]
         self.children = [{}]
-        self.lm_score = [0.0]     # natural-log LM score of the completed words
-        self.words = [0]          # completed words
-        self.context = [()]       # the completed words (the LM keeps what it needs)
-        self.partial = [""]       # characters of the word being spelled
+        self.lm_score = [0.0]  # natural-log LM score of the completed words
+        self.words = [0]  # completed words
+        self.context = [()]  # the completed words (the LM keeps what it needs)
+        self.partial = [""]  # characters of the word being spelled
 
     def child(self, node: int, label: int, char: str, lm, alpha: float) -> int:
         found = self.children[node].get(label)
@@ -181,8 +195,12 @@ class _Prefixes:
         self.parent.append(node)
         self.label.append(label)
         self.children.append({})
-        lm_score, words, context, partial = (self.lm_score[node], self.words[node],
-                                             self.context[node], self.partial[node])
+        lm_score, words, context, partial = (
+            self.lm_score[node],
+            self.words[node],
+            self.context[node],
+            self.partial[node],
+        )
         if char == " ":
             if partial:
                 if lm is not None:
@@ -215,10 +233,17 @@ def _accumulate(beams: dict, node: int, pb: float, pnb: float) -> None:
         beams[node] = (_logaddexp(old[0], pb), _logaddexp(old[1], pnb))
 
 
-def prefix_beam_search(logits: np.ndarray, blank_id: int, chars, beam_width: int = 16,
-                       lm=None, alpha: float = 0.5, beta: float = 1.0,
-                       prune_log_prob: float = math.log(1e-3),
-                       unk_penalty: float = -10.0) -> Hypothesis:
+def prefix_beam_search(
+    logits: np.ndarray,
+    blank_id: int,
+    chars,
+    beam_width: int = 16,
+    lm=None,
+    alpha: float = 0.5,
+    beta: float = 1.0,
+    prune_log_prob: float = math.log(1e-3),
+    unk_penalty: float = -10.0,
+) -> Hypothesis:
     """CTC prefix beam search over one utterance's logits [T, C].
 
     A prefix's score is its acoustic log-probability (blank- and label-ending paths summed)
@@ -236,7 +261,7 @@ def prefix_beam_search(logits: np.ndarray, blank_id: int, chars, beam_width: int
     chars = tuple(chars)
     tree = _Prefixes()
     neg = -math.inf
-    beams = {0: (0.0, neg)}       # node -> (log p ending in blank, log p ending in a label)
+    beams = {0: (0.0, neg)}  # node -> (log p ending in blank, log p ending in a label)
 
     def rank(node, pb, pnb):
         score = _logaddexp(pb, pnb) + tree.lm_score[node] + beta * tree.words[node]
@@ -246,8 +271,9 @@ def prefix_beam_search(logits: np.ndarray, blank_id: int, chars, beam_width: int
 
     for t in range(steps):
         row = log_probs[t].tolist()
-        candidates = [int(c) for c in np.flatnonzero(log_probs[t] >= prune_log_prob)
-                      if c != blank_id]
+        candidates = [
+            int(c) for c in np.flatnonzero(log_probs[t] >= prune_log_prob) if c != blank_id
+        ]
         blank = row[blank_id]
         nxt = {}
         add = functools.partial(_accumulate, nxt)
@@ -257,12 +283,12 @@ def prefix_beam_search(logits: np.ndarray, blank_id: int, chars, beam_width: int
             add(node, total + blank, neg)
             last = tree.label[node]
             if last >= 0 and pnb > neg:
-                add(node, neg, pnb + row[last])          # the last label's run goes on
+                add(node, neg, pnb + row[last])  # the last label's run goes on
             for c in candidates:
                 new = tree.child(node, c, chars[c], lm, alpha)
                 if c == last:
                     if pb > neg:
-                        add(new, neg, pb + row[c])       # a repeat needs a blank between
+                        add(new, neg, pb + row[c])  # a repeat needs a blank between
                 else:
                     add(new, neg, total + row[c])
         ranked = sorted(nxt.items(), key=lambda kv: rank(kv[0], *kv[1]), reverse=True)

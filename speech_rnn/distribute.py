@@ -5,6 +5,7 @@ workers, MirroredStrategy when several GPUs are visible, else the default strate
 several workers only the chief writes the run folder; the others write to a temporary
 folder that is removed at the end, and read the chief's checkpoints to resume.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,7 @@ STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 
 @dataclass(frozen=True)
 class Cluster:
-    workers: int            # processes taking part (1 without TF_CONFIG)
+    workers: int  # processes taking part (1 without TF_CONFIG)
     task_type: str
     task_index: int
     has_chief: bool = False
@@ -49,6 +50,7 @@ def cluster_from_env() -> Cluster:
 def make_strategy(name: str):
     """(strategy, kind actually used)."""
     import tensorflow as tf
+
     if name not in STRATEGIES:
         raise ConfigError(f"strategy {name!r} is not one of {', '.join(STRATEGIES)}")
     cluster = cluster_from_env()
@@ -68,6 +70,7 @@ def make_strategy(name: str):
 def agree(strategy, flag: bool) -> bool:
     """True when any worker says True (a stop decision every worker must share)."""
     import tensorflow as tf
+
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return flag
     votes = strategy.run(lambda: tf.constant(1 if flag else 0, tf.int32))

@@ -1,4 +1,5 @@
 """Decode a set of utterances with a model and score it (WER/CER with jiwer)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,34 +22,45 @@ class DecodedSet:
     references: tuple
     hypotheses: tuple
     scores: Scores
-    loss: float = float("nan")    # mean CTC loss per utterance, when asked for
+    loss: float = float("nan")  # mean CTC loss per utterance, when asked for
 
 
-def decode_dataset(forward, dataset, examples, vocab, beam_width: int = 0,
-                   progress: bool = False, with_loss: bool = False, decoder=None) -> DecodedSet:
+def decode_dataset(
+    forward,
+    dataset,
+    examples,
+    vocab,
+    beam_width: int = 0,
+    progress: bool = False,
+    with_loss: bool = False,
+    decoder=None,
+) -> DecodedSet:
     """Run ``forward`` over a pipeline dataset (from :func:`pipeline.make_dataset` with
     ``training=False``) and decode every example; results come back in example order.
     ``decoder`` (logits [T, C] -> Hypothesis) replaces greedy/beam decoding, e.g. beam
     search with a language model."""
     from tqdm import tqdm
+
     hyps = [None] * len(examples)
     loss_sum, loss_count = 0.0, 0
     for batch in tqdm(dataset, desc="decoding", unit="batch", disable=not progress, leave=False):
         logits_tensor = forward(batch["features"], batch["feature_lengths"])
         if with_loss:
             from .trainer import ctc_loss
+
             losses = ctc_loss(batch, logits_tensor, vocab.blank_id).numpy()
             loss_sum, loss_count = loss_sum + float(losses.sum()), loss_count + len(losses)
         logits = logits_tensor.numpy()
         lengths = batch["feature_lengths"].numpy()
         indices = batch["index"].numpy()
         if decoder is not None:
-            decoded = [decoder(logits[b, :lengths[b]]) for b in range(len(lengths))]
+            decoded = [decoder(logits[b, : lengths[b]]) for b in range(len(lengths))]
         elif beam_width > 1:
             decoded = beam_decode(logits, lengths, vocab.blank_id, beam_width)
         else:
-            decoded = [greedy_decode(logits[b], lengths[b], vocab.blank_id)
-                       for b in range(len(lengths))]
+            decoded = [
+                greedy_decode(logits[b], lengths[b], vocab.blank_id) for b in range(len(lengths))
+            ]
         for b, index in enumerate(indices):
             hyps[index] = vocab.decode(decoded[b].ids)
     missing = [i for i, h in enumerate(hyps) if h is None]
@@ -61,18 +73,26 @@ def decode_dataset(forward, dataset, examples, vocab, beam_width: int = 0,
 
 
 def evaluation_report(decoded: DecodedSet, extra: dict | None = None) -> dict:
-    report = {"wer": decoded.scores.wer, "cer": decoded.scores.cer,
-              "utterances": decoded.scores.utterances}
+    report = {
+        "wer": decoded.scores.wer,
+        "cer": decoded.scores.cer,
+        "utterances": decoded.scores.utterances,
+    }
     report.update(extra or {})
     report.update(utterance_report(decoded.ids, decoded.references, decoded.hypotheses))
     return report
 
 
 def format_report(report: dict) -> str:
-    lines = [f"WER {100 * report['wer']:.2f}%  CER {100 * report['cer']:.2f}%  "
-             f"over {report['utterances']} utterances"
-             + (f"  ({report['decoding']}, model + decoding RTF "
-                f"{report['model_and_decoding_rtf']:.4f})" if "decoding" in report else "")]
+    lines = [
+        f"WER {100 * report['wer']:.2f}%  CER {100 * report['cer']:.2f}%  "
+        f"over {report['utterances']} utterances"
+        + (
+            f"  ({report['decoding']}, model + decoding RTF {report['model_and_decoding_rtf']:.4f})"
+            if "decoding" in report
+            else ""
+        )
+    ]
     for group in ("best", "median", "worst"):
         lines.append(f"{group}:")
         for row in report[group]:
@@ -82,12 +102,20 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def evaluate_run(run_dir, manifest, beam_width: int = 0, which: str = "best",
-                 batch_size: int = 16, out=None, lm=None, alpha=None, beta=None) -> dict:
+def evaluate_run(
+    run_dir,
+    manifest,
+    beam_width: int = 0,
+    which: str = "best",
+    batch_size: int = 16,
+    out=None,
+    lm=None,
+    alpha=None,
+    beta=None,
+) -> dict:
     """Evaluate a trained run on a manifest (greedy, beam, or beam with the word LM ``lm``);
     write a JSON report with WER, CER and the decoding real-time factor; return it."""
     import time
-
 
     model = load_model(run_dir, which=which)
     problems = []
@@ -101,23 +129,40 @@ def evaluate_run(run_dir, manifest, beam_width: int = 0, which: str = "best",
     examples = result.examples
     if not examples:
         raise ManifestError(manifest, "no usable utterances to evaluate")
-    dataset = make_dataset(examples, model.config, model.extractor, training=False,
-                           batch_size=batch_size)
+    dataset = make_dataset(
+        examples, model.config, model.extractor, training=False, batch_size=batch_size
+    )
     options = model.decoding_options(beam_width, lm, alpha, beta)
     decoder = (lambda logits: model.decode(logits, options)) if options.lm else None
     list(dataset)  # decode the audio once, so the timing below is the model and decoding
     started = time.perf_counter()
-    decoded = decode_dataset(model.forward, dataset, examples, model.vocab,
-                             options.beam_width, progress=True, decoder=decoder)
+    decoded = decode_dataset(
+        model.forward,
+        dataset,
+        examples,
+        model.vocab,
+        options.beam_width,
+        progress=True,
+        decoder=decoder,
+    )
     seconds = time.perf_counter() - started
     audio = sum(e.utterance.duration for e in examples)
     method = "beam+lm" if options.lm else "beam" if options.beam_width > 1 else "greedy"
-    report = evaluation_report(decoded, {
-        "run": str(run_dir), "model": str(model.model_path), "manifest": str(manifest),
-        "decoding": method, "beam_width": options.beam_width, "lm": options.lm,
-        "alpha": options.alpha if options.lm else None,
-        "beta": options.beta if options.lm else None,
-        "model_and_decoding_rtf": seconds / audio, "skipped": len(problems)})
+    report = evaluation_report(
+        decoded,
+        {
+            "run": str(run_dir),
+            "model": str(model.model_path),
+            "manifest": str(manifest),
+            "decoding": method,
+            "beam_width": options.beam_width,
+            "lm": options.lm,
+            "alpha": options.alpha if options.lm else None,
+            "beta": options.beta if options.lm else None,
+            "model_and_decoding_rtf": seconds / audio,
+            "skipped": len(problems),
+        },
+    )
     tag = method + (str(options.beam_width) if options.beam_width > 1 else "")
     out = Path(out) if out else Path(run_dir) / f"eval_{Path(manifest).stem}_{tag}.json"
     atomic_write_json(out, report)

@@ -10,6 +10,7 @@ everywhere, so every clip of at least one sample yields at least one window, and
 arithmetic in :func:`num_windows` is exact: the pre-flight check uses it to decide CTC
 feasibility without decoding audio.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,10 @@ LOG_FLOOR = 1e-6
 
 def frame_params(config: FeatureConfig, sample_rate: int):
     """(frame_length, frame_step) in samples."""
-    return (int(round(config.frame_length_ms * sample_rate / 1000)),
-            int(round(config.frame_step_ms * sample_rate / 1000)))
+    return (
+        int(round(config.frame_length_ms * sample_rate / 1000)),
+        int(round(config.frame_step_ms * sample_rate / 1000)),
+    )
 
 
 def num_frames(num_samples: int, config: FeatureConfig, sample_rate: int) -> int:
@@ -55,6 +58,7 @@ def window_dim(config: FeatureConfig) -> int:
 @dataclass(frozen=True)
 class FeatureStats:
     """Per-dimension mean and standard deviation of the training features."""
+
     mean: tuple
     std: tuple
 
@@ -80,13 +84,20 @@ class FeatureExtractor:
 
     def __init__(self, config: FeatureConfig, sample_rate: int, stats: FeatureStats | None = None):
         import tensorflow as tf
+
         self.config = config
         self.sample_rate = sample_rate
         self.frame_length, self.frame_step = frame_params(config, sample_rate)
         num_bins = config.fft_length // 2 + 1
-        self._mel_matrix = tf.constant(tf.signal.linear_to_mel_weight_matrix(
-            config.num_mel_bins, num_bins, sample_rate, config.lower_hz,
-            min(config.upper_hz, sample_rate / 2)))
+        self._mel_matrix = tf.constant(
+            tf.signal.linear_to_mel_weight_matrix(
+                config.num_mel_bins,
+                num_bins,
+                sample_rate,
+                config.lower_hz,
+                min(config.upper_hz, sample_rate / 2),
+            )
+        )
         self.stats = stats
         if stats is not None:
             self._mean = tf.constant(np.asarray(stats.mean, np.float32))
@@ -96,16 +107,23 @@ class FeatureExtractor:
     def log_mel(self, waveform):
         """[samples] float32 -> [frames, num_mel_bins] natural-log mel power."""
         import tensorflow as tf
-        spectrum = tf.signal.stft(waveform, self.frame_length, self.frame_step,
-                                  self.config.fft_length, window_fn=tf.signal.hann_window,
-                                  pad_end=True)
+
+        spectrum = tf.signal.stft(
+            waveform,
+            self.frame_length,
+            self.frame_step,
+            self.config.fft_length,
+            window_fn=tf.signal.hann_window,
+            pad_end=True,
+        )
         power = tf.math.square(tf.abs(spectrum))
         return tf.math.log(tf.matmul(power, self._mel_matrix) + LOG_FLOOR)
 
     def mfcc(self, log_mel):
         """[frames, mel] -> [frames, feature_dim] MFCC (+ deltas)."""
         import tensorflow as tf
-        coeffs = tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[:, :self.config.num_mfcc]
+
+        coeffs = tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[:, : self.config.num_mfcc]
         if not self.config.deltas:
             return coeffs
         delta1 = _delta(coeffs)
@@ -113,6 +131,7 @@ class FeatureExtractor:
 
     def normalize(self, features):
         import tensorflow as tf
+
         mode = self.config.normalization
         if mode == "global":
             if self.stats is None:
@@ -127,6 +146,7 @@ class FeatureExtractor:
         """[frames, d] -> [ceil(frames / stride), stack * d]: each window holds ``stack``
         consecutive frames, windows start every ``stride`` frames, zeros past the end."""
         import tensorflow as tf
+
         cfg = self.config
         windows = tf.signal.frame(features, cfg.stack, cfg.stride, pad_end=True, axis=0)
         return tf.reshape(windows, [-1, cfg.stack * feature_dim(cfg)])
@@ -143,35 +163,46 @@ def _delta(x):
     """First-order regression delta over +-2 frames, edges repeated (as librosa's
     ``delta(width=5, mode='nearest')``)."""
     import tensorflow as tf
+
     padded = tf.concat([x[:1], x[:1], x, x[-1:], x[-1:]], axis=0)
     n = tf.shape(x)[0]
-    return (2.0 * (padded[4:4 + n] - padded[0:n]) + (padded[3:3 + n] - padded[1:1 + n])) / 10.0
+    return (
+        2.0 * (padded[4 : 4 + n] - padded[0:n]) + (padded[3 : 3 + n] - padded[1 : 1 + n])
+    ) / 10.0
 
 
 def spec_augment(log_mel, config: SpecAugmentConfig, seed):
     """Time and frequency masks on a [frames, mel] log-mel spectrogram; ``seed`` is a
     shape-[2] int tensor, so the masks are reproducible for a (run seed, epoch, example)."""
     import tensorflow as tf
+
     if not config.enabled:
         return log_mel
     frames = tf.shape(log_mel)[0]
     bins = tf.shape(log_mel)[1]
     fill = tf.reduce_mean(log_mel)
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64),
-                                                   num=2 * (config.freq_masks + config.time_masks))
+    seeds = tf.random.experimental.stateless_split(
+        tf.cast(seed, tf.int64), num=2 * (config.freq_masks + config.time_masks)
+    )
     keep = tf.ones_like(log_mel, dtype=tf.bool)
     k = 0
     for _ in range(config.freq_masks):
         width = tf.random.stateless_uniform([], seeds[k], 0, config.freq_mask_width + 1, tf.int32)
-        start = tf.random.stateless_uniform([], seeds[k + 1], 0, tf.maximum(bins - width, 1), tf.int32)
+        start = tf.random.stateless_uniform(
+            [], seeds[k + 1], 0, tf.maximum(bins - width, 1), tf.int32
+        )
         k += 2
         band = tf.logical_and(tf.range(bins) >= start, tf.range(bins) < start + width)
         keep = tf.logical_and(keep, tf.logical_not(band)[tf.newaxis, :])
-    max_time = tf.minimum(config.time_mask_width, tf.cast(
-        tf.cast(frames, tf.float32) * config.time_mask_max_fraction, tf.int32))
+    max_time = tf.minimum(
+        config.time_mask_width,
+        tf.cast(tf.cast(frames, tf.float32) * config.time_mask_max_fraction, tf.int32),
+    )
     for _ in range(config.time_masks):
         width = tf.random.stateless_uniform([], seeds[k], 0, max_time + 1, tf.int32)
-        start = tf.random.stateless_uniform([], seeds[k + 1], 0, tf.maximum(frames - width, 1), tf.int32)
+        start = tf.random.stateless_uniform(
+            [], seeds[k + 1], 0, tf.maximum(frames - width, 1), tf.int32
+        )
         k += 2
         span = tf.logical_and(tf.range(frames) >= start, tf.range(frames) < start + width)
         keep = tf.logical_and(keep, tf.logical_not(span)[:, tf.newaxis])

@@ -1,4 +1,5 @@
 """Small file helpers: atomic writes, so that no reader ever sees half a file."""
+
 from __future__ import annotations
 
 import json

@@ -5,6 +5,7 @@ lengths per octave (:func:`padded_length`), so each length compiles once; larger
 and GPUs (cuDNN), run as a TensorFlow graph. Used by transcription, evaluation and the
 training-time dev evaluation alike.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,6 +28,7 @@ def use_xla_for_inference() -> bool:
     """XLA on CPUs: the masked BiLSTM's time loop runs 1.2-1.9x faster compiled than as a
     TensorFlow graph for batches up to 8. Not on GPUs, where the graph gets cuDNN."""
     import tensorflow as tf
+
     return not tf.config.list_logical_devices("GPU")
 
 
@@ -40,20 +42,25 @@ def make_forward(acoustic_model, jit_compile: bool | None = None):
     second. Padding is done in numpy and the result left for the caller to slice, because
     eager TensorFlow ops cost more than a short file's model time."""
     import tensorflow as tf
-    signature = [tf.TensorSpec([None, None, acoustic_model.input[0].shape[-1]], tf.float32),
-                 tf.TensorSpec([None], tf.int32)]
+
+    signature = [
+        tf.TensorSpec([None, None, acoustic_model.input[0].shape[-1]], tf.float32),
+        tf.TensorSpec([None], tf.int32),
+    ]
     if jit_compile is None:
         jit_compile = use_xla_for_inference()
 
     def model_call(features, lengths):
         return acoustic_model([features, lengths], training=False)
+
     # Traced once: concrete functions skip tf.function's argument binding on every call.
     as_graph = tf.function(model_call, input_signature=signature).get_concrete_function()
     if not jit_compile:
         return as_graph
     # XLA compiles each concrete padded shape the first time it runs.
-    as_xla = tf.function(model_call, input_signature=signature,
-                         jit_compile=True).get_concrete_function()
+    as_xla = tf.function(
+        model_call, input_signature=signature, jit_compile=True
+    ).get_concrete_function()
 
     def forward(features, lengths):
         features = np.asarray(features, np.float32)
@@ -64,4 +71,5 @@ def make_forward(acoustic_model, jit_compile: bool | None = None):
         if pad:
             features = np.pad(features, [(0, 0), (0, pad), (0, 0)])
         return as_xla(tf.constant(features), lengths)
+
     return forward

@@ -20,6 +20,7 @@ ARPA back-off rule reproduces the model for unseen n-grams and every context's
 distribution sums to one. Text is normalized like transcripts (lowercase, numbers spelled
 out, punctuation dropped), one sentence per line.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,7 +38,7 @@ from .text import normalize_text
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
-NO_PROB = -99.0                   # log10 probability written for <s>
+NO_PROB = -99.0  # log10 probability written for <s>
 
 
 class LanguageModelError(SpeechRnnError):
@@ -82,11 +83,11 @@ def adjusted_counts(sentences, order: int) -> list:
         padded = (BOS, *words, EOS)
         for n in range(1, order + 1):
             for i in range(len(padded) - n + 1):
-                raw[n - 1][padded[i:i + n]] += 1
+                raw[n - 1][padded[i : i + n]] += 1
     adjusted = [Counter() for _ in range(order)]
     adjusted[order - 1] = raw[order - 1]
-    for n in range(order - 1, 0, -1):           # n-grams of length n, from (n+1)-grams
-        for gram in raw[n]:                     # each distinct left word counts once
+    for n in range(order - 1, 0, -1):  # n-grams of length n, from (n+1)-grams
+        for gram in raw[n]:  # each distinct left word counts once
             adjusted[n - 1][gram[1:]] += 1
         for gram, count in raw[n - 1].items():
             if gram[0] == BOS:
@@ -108,8 +109,11 @@ def kneser_ney(sentences, order: int = 3, discounts=None) -> dict:
     gamma = {}
     for n in range(1, order + 1):
         table = counts[n - 1]
-        d = tuple(discounts) if discounts else modified_kn_discounts(Counter(
-            c for c in table.values() if c <= 4))
+        d = (
+            tuple(discounts)
+            if discounts
+            else modified_kn_discounts(Counter(c for c in table.values() if c <= 4))
+        )
         totals, followers = defaultdict(int), defaultdict(lambda: [0, 0, 0])
         for gram, count in table.items():
             totals[gram[:-1]] += count
@@ -156,12 +160,13 @@ class BuildReport:
     path: str
     order: int
     sentences: int
-    words: int                    # running words in the text
-    ngrams: tuple                 # n-grams per order
+    words: int  # running words in the text
+    ngrams: tuple  # n-grams per order
 
 
-def build_arpa(text_paths, out_path, order: int = 3, discounts=None,
-               normalize: bool = True) -> BuildReport:
+def build_arpa(
+    text_paths, out_path, order: int = 3, discounts=None, normalize: bool = True
+) -> BuildReport:
     """Count the text file(s) (one sentence per line) and write an ARPA model."""
     if isinstance(text_paths, (str, Path)):
         text_paths = [text_paths]
@@ -169,8 +174,13 @@ def build_arpa(text_paths, out_path, order: int = 3, discounts=None,
     model = kneser_ney(sentences, order, discounts)
     write_arpa(model, out_path)
     per_order = Counter(len(g) for g in model)
-    return BuildReport(str(out_path), order, len(sentences), sum(map(len, sentences)),
-                       tuple(per_order[n] for n in range(1, order + 1)))
+    return BuildReport(
+        str(out_path),
+        order,
+        len(sentences),
+        sum(map(len, sentences)),
+        tuple(per_order[n] for n in range(1, order + 1)),
+    )
 
 
 # -- loading and scoring -----------------------------------------------------------------------
@@ -187,8 +197,9 @@ class NgramLM:
         self.vocabulary = frozenset(g[0] for g in model if len(g) == 1)
         if UNK not in self.vocabulary:
             raise LanguageModelError(f"{path}: the model has no <unk> unigram")
-        self._prefixes = {w[:i] for w in self.vocabulary - {BOS, EOS, UNK}
-                          for i in range(1, len(w) + 1)}
+        self._prefixes = {
+            w[:i] for w in self.vocabulary - {BOS, EOS, UNK} for i in range(1, len(w) + 1)
+        }
         self._cache = {}
 
     @classmethod
@@ -200,7 +211,7 @@ class NgramLM:
         return (BOS,)
 
     def trim_context(self, context: tuple) -> tuple:
-        return tuple(context[-(self.order - 1):]) if self.order > 1 else ()
+        return tuple(context[-(self.order - 1) :]) if self.order > 1 else ()
 
     def is_prefix(self, partial: str) -> bool:
         """Whether some vocabulary word starts with ``partial``."""
@@ -218,7 +229,7 @@ class NgramLM:
         backoff = 0.0
         result = None
         for k in range(len(ctx), -1, -1):
-            history = ctx[len(ctx) - k:]
+            history = ctx[len(ctx) - k :]
             lp = self.probs.get(history + (word_,))
             if lp is not None:
                 result = lp + backoff
@@ -256,11 +267,11 @@ def read_arpa(path) -> dict:
             break
         elif line.startswith("\\") and line.endswith("-grams:"):
             try:
-                section = int(line[1:-len("-grams:")])
+                section = int(line[1 : -len("-grams:")])
             except ValueError:
                 raise LanguageModelError(f"{path}:{number}: bad section {line!r}") from None
         elif section == "data" and line.startswith("ngram "):
-            n, _, count = line[len("ngram "):].partition("=")
+            n, _, count = line[len("ngram ") :].partition("=")
             expected[int(n)] = int(count)
         elif isinstance(section, int):
             parts = line.split()
@@ -271,7 +282,7 @@ def read_arpa(path) -> dict:
                 bow = float(parts[section + 1]) if len(parts) == section + 2 else 0.0
             except ValueError:
                 raise LanguageModelError(f"{path}:{number}: bad number") from None
-            model[tuple(parts[1:section + 1])] = (logp, bow)
+            model[tuple(parts[1 : section + 1])] = (logp, bow)
         else:
             raise LanguageModelError(f"{path}:{number}: not ARPA format")
     if not expected or not model:
@@ -279,8 +290,9 @@ def read_arpa(path) -> dict:
     found = Counter(len(g) for g in model)
     for n, count in expected.items():
         if found[n] != count:
-            raise LanguageModelError(f"{path}: header promises {count} {n}-grams, "
-                                     f"file holds {found[n]}")
+            raise LanguageModelError(
+                f"{path}: header promises {count} {n}-grams, file holds {found[n]}"
+            )
     return model
 
 
@@ -291,13 +303,19 @@ class TuneResult:
     beta: float
     wer: float
     cer: float
-    greedy_wer: float             # the same set decoded without the LM, for comparison
+    greedy_wer: float  # the same set decoded without the LM, for comparison
     beam_width: int
-    grid: tuple                   # (alpha, beta, wer, cer) for every point tried
+    grid: tuple  # (alpha, beta, wer, cer) for every point tried
 
 
-def tune(recognizer, manifest, lm_path, alphas=(0.0, 0.25, 0.5, 0.75, 1.0, 1.5),
-         betas=(0.0, 0.5, 1.0, 2.0, 3.0), beam_width: int = 16) -> TuneResult:
+def tune(
+    recognizer,
+    manifest,
+    lm_path,
+    alphas=(0.0, 0.25, 0.5, 0.75, 1.0, 1.5),
+    betas=(0.0, 0.5, 1.0, 2.0, 3.0),
+    beam_width: int = 16,
+) -> TuneResult:
     """Grid-search ``alpha`` and ``beta`` for ``lm_path`` on ``manifest``: the logits are
     computed once, then every pair decodes the whole set; lowest WER (then CER) wins."""
 
@@ -326,12 +344,21 @@ def tune(recognizer, manifest, lm_path, alphas=(0.0, 0.25, 0.5, 0.75, 1.0, 1.5),
     grid = []
     for alpha in alphas:
         for beta in betas:
-            hyps = [" ".join(vocab.decode(prefix_beam_search(
-                x, vocab.blank_id, vocab.chars, beam_width, lm, alpha, beta).ids).split())
-                for x in all_logits]
+            hyps = [
+                " ".join(
+                    vocab.decode(
+                        prefix_beam_search(
+                            x, vocab.blank_id, vocab.chars, beam_width, lm, alpha, beta
+                        ).ids
+                    ).split()
+                )
+                for x in all_logits
+            ]
             s = score(refs, hyps)
             grid.append((float(alpha), float(beta), s.wer, s.cer))
-            logger.info(f"alpha {alpha:<5g} beta {beta:<5g} WER {100 * s.wer:6.2f}%  "
-                        f"CER {100 * s.cer:6.2f}%")
+            logger.info(
+                f"alpha {alpha:<5g} beta {beta:<5g} WER {100 * s.wer:6.2f}%  "
+                f"CER {100 * s.cer:6.2f}%"
+            )
     best = min(grid, key=lambda row: (row[2], row[3], row[0], row[1]))
     return TuneResult(best[0], best[1], best[2], best[3], greedy_wer, beam_width, tuple(grid))

@@ -5,6 +5,7 @@ decides where log lines go, as with any library. The ``speech-rnn`` command inst
 :func:`configure_console` once: informational lines to stdout, warnings and errors to
 stderr, debug lines too with ``-v``; ``--quiet`` turns progress bars off.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,5 +65,6 @@ def add_log_flags(parser: argparse.ArgumentParser) -> None:
     event, for logs and CI) on a command's parser; they go after the command's name."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument("-v", "--verbose", action="store_true", help="debug lines too")
-    group.add_argument("-q", "--quiet", action="store_true",
-                       help="no progress bars (log lines only)")
+    group.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bars (log lines only)"
+    )

@@ -15,6 +15,7 @@
 
 Audio no longer than ``max_chunk_s`` is a single chunk: exactly the whole clip.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,12 +29,12 @@ from .errors import AudioError
 
 @dataclass(frozen=True)
 class ChunkOptions:
-    max_chunk_s: float = 30.0     # the longest core span a chunk may have
-    min_chunk_s: float = 15.0     # cuts are looked for between min and max
-    overlap_s: float = 0.5        # context added on each side of a cut
-    min_silence_s: float = 0.15   # energy smoothing window: the pause length looked for
-    quiet_db: float = 3.0         # a window this close to the quietest one counts as quiet
-    block_s: float = 10.0         # seconds read from a file at a time
+    max_chunk_s: float = 30.0  # the longest core span a chunk may have
+    min_chunk_s: float = 15.0  # cuts are looked for between min and max
+    overlap_s: float = 0.5  # context added on each side of a cut
+    min_silence_s: float = 0.15  # energy smoothing window: the pause length looked for
+    quiet_db: float = 3.0  # a window this close to the quietest one counts as quiet
+    block_s: float = 10.0  # seconds read from a file at a time
 
     def __post_init__(self):
         if not 0 < self.min_chunk_s <= self.max_chunk_s:
@@ -44,9 +45,9 @@ class ChunkOptions:
 
 @dataclass(frozen=True)
 class Chunk:
-    audio: np.ndarray             # samples [start, start + len(audio)) of the stream
-    start: int                    # stream position (samples) of audio[0]
-    core_start: int               # the span (samples) whose words this chunk keeps
+    audio: np.ndarray  # samples [start, start + len(audio)) of the stream
+    start: int  # stream position (samples) of audio[0]
+    core_start: int  # the span (samples) whose words this chunk keeps
     core_end: int
     index: int = 0
 
@@ -69,8 +70,11 @@ def stream_audio(path, sample_rate: int, block_s: float = 10.0):
         return
     with f:
         rate, expected = f.samplerate, f.frames
-        stream = (soxr.ResampleStream(rate, sample_rate, 1, dtype="float32", quality="HQ")
-                  if rate != sample_rate else None)
+        stream = (
+            soxr.ResampleStream(rate, sample_rate, 1, dtype="float32", quality="HQ")
+            if rate != sample_rate
+            else None
+        )
         block = max(1, int(block_s * rate))
         read = 0
         while True:
@@ -93,15 +97,16 @@ def stream_audio(path, sample_rate: int, block_s: float = 10.0):
     if read == 0:
         raise AudioError(path, "no audio samples")
     if expected > 0 and read < expected:
-        raise AudioError(path, f"truncated audio: header promises {expected} frames, "
-                               f"file holds {read}")
+        raise AudioError(
+            path, f"truncated audio: header promises {expected} frames, file holds {read}"
+        )
 
 
 def array_blocks(waveform: np.ndarray, sample_rate: int, block_s: float = 10.0):
     """An in-memory waveform as the same kind of block stream (views, no copies)."""
     step = max(1, int(block_s * sample_rate))
     for i in range(0, len(waveform), step):
-        yield waveform[i:i + step]
+        yield waveform[i : i + step]
 
 
 # -- cutting ------------------------------------------------------------------------------------
@@ -112,8 +117,7 @@ def frame_energy_db(samples: np.ndarray, frame: int) -> np.ndarray:
     return 10.0 * np.log10(np.mean(frames * frames, axis=1) + 1e-10)
 
 
-def find_cut(samples: np.ndarray, lo: int, hi: int, sample_rate: int,
-             options: ChunkOptions) -> int:
+def find_cut(samples: np.ndarray, lo: int, hi: int, sample_rate: int, options: ChunkOptions) -> int:
     """The cut position (an index into ``samples``) in ``[lo, hi)``: see the module text."""
     frame = max(1, sample_rate // 100)
     energy = frame_energy_db(samples[lo:hi], frame)
@@ -122,8 +126,8 @@ def find_cut(samples: np.ndarray, lo: int, hi: int, sample_rate: int,
     width = max(1, min(len(energy), int(round(options.min_silence_s * 100))))
     smooth = np.convolve(energy, np.ones(width) / width, mode="valid")
     quiet = np.flatnonzero(smooth <= smooth.min() + options.quiet_db)
-    first = int(quiet[-1])                                    # window [first, first + width)
-    best = first + int(np.argmin(energy[first:first + width]))
+    first = int(quiet[-1])  # window [first, first + width)
+    best = first + int(np.argmin(energy[first : first + width]))
     return lo + best * frame + frame // 2
 
 
@@ -133,9 +137,9 @@ def iter_chunks(blocks, sample_rate: int, options: ChunkOptions = ChunkOptions()
     max_len = int(options.max_chunk_s * sample_rate)
     min_len = int(options.min_chunk_s * sample_rate)
     overlap = int(options.overlap_s * sample_rate)
-    pending = []                  # blocks not yet joined
+    pending = []  # blocks not yet joined
     buffer = np.zeros(0, np.float32)
-    buffer_start = 0              # stream position of buffer[0]
+    buffer_start = 0  # stream position of buffer[0]
     core_start = 0
     index = 0
 
@@ -145,8 +149,13 @@ def iter_chunks(blocks, sample_rate: int, options: ChunkOptions = ChunkOptions()
         hi = core_start - buffer_start + max_len
         cut = find_cut(buffer, lo, hi, sample_rate, options)
         begin = max(core_start - overlap, buffer_start) - buffer_start
-        chunk = Chunk(buffer[begin:cut + overlap].copy(), buffer_start + begin, core_start,
-                      buffer_start + cut, index)
+        chunk = Chunk(
+            buffer[begin : cut + overlap].copy(),
+            buffer_start + begin,
+            core_start,
+            buffer_start + cut,
+            index,
+        )
         index += 1
         core_start = buffer_start + cut
         drop = max(0, core_start - overlap - buffer_start)
@@ -179,8 +188,9 @@ def owned(words, chunk: Chunk, sample_rate: int) -> list:
     return [w for w in words if lo <= (w.start + w.end) / 2 < hi]
 
 
-def group_segments(words, max_gap_s: float = 0.6, max_segment_s: float = 8.0,
-                   max_chars: int = 80) -> list:
+def group_segments(
+    words, max_gap_s: float = 0.6, max_segment_s: float = 8.0, max_chars: int = 80
+) -> list:
     """Split a word sequence into segments (subtitle cues) at pauses of ``max_gap_s`` or
     more, and before a segment would pass ``max_segment_s`` or ``max_chars``. Returns
     ``(start, end, text)`` tuples."""
@@ -188,8 +198,11 @@ def group_segments(words, max_gap_s: float = 0.6, max_segment_s: float = 8.0,
     for word in words:
         if current:
             text_len = sum(len(w.word) + 1 for w in current) + len(word.word)
-            if (word.start - current[-1].end >= max_gap_s
-                    or word.end - current[0].start > max_segment_s or text_len > max_chars):
+            if (
+                word.start - current[-1].end >= max_gap_s
+                or word.end - current[0].start > max_segment_s
+                or text_len > max_chars
+            ):
                 segments.append(current)
                 current = []
         current.append(word)

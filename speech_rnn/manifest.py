@@ -5,6 +5,7 @@ A JSONL line holds ``audio_filepath``, ``duration`` (seconds), ``text`` and opti
 strict about shape and reports each bad line with its number; with a ``problems`` list the
 bad lines are collected and skipped instead of raising.
 """
+
 from __future__ import annotations
 
 import csv
@@ -22,8 +23,8 @@ from .fileio import atomic_write_text
 
 @dataclass(frozen=True)
 class Utterance:
-    audio_filepath: str           # absolute path once read
-    duration: float               # seconds
+    audio_filepath: str  # absolute path once read
+    duration: float  # seconds
     text: str
     speaker: str | None = None
     id: str | None = None
@@ -37,7 +38,8 @@ class Utterance:
 @dataclass(frozen=True)
 class Problem:
     """One unusable input, reported with where it came from."""
-    source: str                   # file (manifest or audio)
+
+    source: str  # file (manifest or audio)
     message: str
     line: int | None = None
 
@@ -82,8 +84,12 @@ def read_manifest(path, problems: list | None = None, check_files: bool = True) 
             continue
         if utt.id is not None:
             if utt.id in seen_ids:
-                _report(problems, path, f"duplicate id {utt.id!r} (first on line "
-                        f"{seen_ids[utt.id]}); skipped", line)
+                _report(
+                    problems,
+                    path,
+                    f"duplicate id {utt.id!r} (first on line {seen_ids[utt.id]}); skipped",
+                    line,
+                )
                 continue
             seen_ids[utt.id] = line
         out.append(utt)
@@ -112,15 +118,26 @@ def _csv_rows(path, text, problems):
     try:
         fieldnames = reader.fieldnames
         if not fieldnames or not required <= set(fieldnames):
-            raise ManifestError(path, "a CSV manifest needs the columns wav_filename,"
-                                      "wav_filesize,transcript")
+            raise ManifestError(
+                path, "a CSV manifest needs the columns wav_filename,wav_filesize,transcript"
+            )
         for row in reader:
             if row["wav_filename"] is None or row["transcript"] is None:
-                _report(problems, path, "fewer columns than the header (an unclosed quote?)",
-                        reader.line_num)
+                _report(
+                    problems,
+                    path,
+                    "fewer columns than the header (an unclosed quote?)",
+                    reader.line_num,
+                )
                 continue
-            yield reader.line_num, {"audio_filepath": row["wav_filename"],
-                                    "text": row["transcript"], "duration": None}
+            yield (
+                reader.line_num,
+                {
+                    "audio_filepath": row["wav_filename"],
+                    "text": row["transcript"],
+                    "duration": None,
+                },
+            )
     except csv.Error as e:
         raise ManifestError(path, f"malformed CSV ({e})", line=reader.line_num or None) from None
 
@@ -150,8 +167,11 @@ def _utterance_from_row(path, line, row, base, problems, check_files):
         except AudioError as e:  # reported as this line's problem
             _report(problems, path, str(e), line)
             return None
-    if isinstance(duration, bool) or not isinstance(duration, (int, float)) \
-            or not math.isfinite(duration):
+    if (
+        isinstance(duration, bool)
+        or not isinstance(duration, (int, float))
+        or not math.isfinite(duration)
+    ):
         _report(problems, path, f"duration must be a finite number, got {duration!r}", line)
         return None
     if duration < 0:
@@ -159,9 +179,13 @@ def _utterance_from_row(path, line, row, base, problems, check_files):
         return None
     speaker = row.get("speaker")
     utt_id = row.get("id")
-    return Utterance(str(audio_path), float(duration), row["text"],
-                     None if speaker is None else str(speaker),
-                     None if utt_id is None else str(utt_id))
+    return Utterance(
+        str(audio_path),
+        float(duration),
+        row["text"],
+        None if speaker is None else str(speaker),
+        None if utt_id is None else str(utt_id),
+    )
 
 
 def write_manifest(utterances, path, relative: bool = True) -> None:

@@ -7,6 +7,7 @@ registered under the ``speech_rnn`` package, so ``.keras`` files load with ``saf
 The LSTMs keep the default arguments (tanh/sigmoid, no recurrent dropout, right-padded mask)
 under which Keras uses the cuDNN kernel on a GPU.
 """
+
 from __future__ import annotations
 
 import keras
@@ -52,8 +53,13 @@ class ProjectedLSTM(layers.LSTM):
     """
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
-        if (self.dropout or self.recurrent_dropout or self.unroll
-                or not self.use_bias or tf.config.list_logical_devices("GPU")):
+        if (
+            self.dropout
+            or self.recurrent_dropout
+            or self.unroll
+            or not self.use_bias
+            or tf.config.list_logical_devices("GPU")
+        ):
             return super().inner_loop(sequences, initial_state, mask, training=training)
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
@@ -65,19 +71,27 @@ class ProjectedLSTM(layers.LSTM):
             h, c = states
             z = projected_t + ops.matmul(h, recurrent_kernel)
             z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
-            c = (cell.recurrent_activation(z_f) * c
-                 + cell.recurrent_activation(z_i) * cell.activation(z_c))
+            c = cell.recurrent_activation(z_f) * c + cell.recurrent_activation(
+                z_i
+            ) * cell.activation(z_c)
             h = cell.recurrent_activation(z_o) * cell.activation(c)
             return h, [h, c]
 
         return rnn_loop(
-            step, projected, list(initial_state), go_backwards=self.go_backwards, mask=mask,
-            input_length=sequences.shape[1], zero_output_for_mask=self.zero_output_for_mask,
-            return_all_outputs=self.return_sequences)
+            step,
+            projected,
+            list(initial_state),
+            go_backwards=self.go_backwards,
+            mask=mask,
+            input_length=sequences.shape[1],
+            zero_output_for_mask=self.zero_output_for_mask,
+            return_all_outputs=self.return_sequences,
+        )
 
 
-def build_model(config: ModelConfig, input_dim: int, num_classes: int,
-                name: str = "speech_rnn") -> keras.Model:
+def build_model(
+    config: ModelConfig, input_dim: int, num_classes: int, name: str = "speech_rnn"
+) -> keras.Model:
     """Inputs (features, feature_lengths) -> logits [B, T, num_classes] (blank last).
 
     The output is logits, not probabilities: CTC loss normalizes them itself.
@@ -92,7 +106,8 @@ def build_model(config: ModelConfig, input_dim: int, num_classes: int,
     for i in range(config.lstm_layers):
         x = layers.Bidirectional(
             ProjectedLSTM(config.lstm_units, return_sequences=True, name=f"lstm_{i}"),
-            name=f"bilstm_{i}")(x)
+            name=f"bilstm_{i}",
+        )(x)
         if config.dropout:
             x = layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
     logits = layers.Dense(num_classes, name="logits", dtype="float32")(x)

@@ -1,4 +1,5 @@
 """Where things are by default: the shared speech data beside the project."""
+
 from __future__ import annotations
 
 import os

@@ -9,6 +9,7 @@ Every batch is a dict: ``features`` [B, T, D], ``feature_lengths`` [B] (true, un
 window counts), ``labels`` [B, L] (padded with -1), ``label_lengths`` [B], ``index`` [B]
 (position in the example list, for logs and decoding) and ``audio_seconds`` [B].
 """
+
 from __future__ import annotations
 
 import math
@@ -47,11 +48,13 @@ def _decode_for(sample_rate: int):
         except AudioError as e:  # checked in pre-flight, but files can change under us
             logger.warning("skipping %s", e)
             return np.zeros([0], np.float32)
+
     return decode
 
 
-def log_mel_dataset(examples, config: Config, extractor: FeatureExtractor, cache_path=None,
-                    index_offset: int = 0):
+def log_mel_dataset(
+    examples, config: Config, extractor: FeatureExtractor, cache_path=None, index_offset: int = 0
+):
     """Decoded, featurized (log-mel) examples in order, cached on disk or in memory. Each
     item's ``index`` is its position in ``examples`` plus ``index_offset``."""
     import tensorflow as tf
@@ -59,14 +62,19 @@ def log_mel_dataset(examples, config: Config, extractor: FeatureExtractor, cache
     paths = [e.utterance.audio_filepath for e in examples]
     # One concatenated array: tf.ragged.constant on Python lists is 20x slower.
     labels = tf.RaggedTensor.from_row_lengths(
-        np.concatenate([np.asarray(e.labels, np.int32) for e in examples] + [np.zeros(0, np.int32)]),
-        np.array([len(e.labels) for e in examples], np.int32))
-    source = tf.data.Dataset.from_tensor_slices({
-        "path": tf.constant(paths),
-        "labels": labels,
-        "index": tf.range(index_offset, index_offset + len(examples), dtype=tf.int32),
-        "audio_seconds": tf.constant([e.utterance.duration for e in examples], tf.float32),
-    })
+        np.concatenate(
+            [np.asarray(e.labels, np.int32) for e in examples] + [np.zeros(0, np.int32)]
+        ),
+        np.array([len(e.labels) for e in examples], np.int32),
+    )
+    source = tf.data.Dataset.from_tensor_slices(
+        {
+            "path": tf.constant(paths),
+            "labels": labels,
+            "index": tf.range(index_offset, index_offset + len(examples), dtype=tf.int32),
+            "audio_seconds": tf.constant([e.utterance.duration for e in examples], tf.float32),
+        }
+    )
     decode = _decode_for(config.audio.sample_rate)
 
     def to_log_mel(item):
@@ -92,19 +100,37 @@ def _remove_stale_cache_lock(cache_path) -> None:
         lock.unlink(missing_ok=True)
 
 
-def source_datasets(examples, sources, config: Config, extractor: FeatureExtractor,
-                    cache_path=None):
+def source_datasets(
+    examples, sources, config: Config, extractor: FeatureExtractor, cache_path=None
+):
     """One cached log-mel dataset per source, a ``(start, stop, weight)`` range of
     ``examples`` (a training manifest of a weighted mix)."""
-    return [log_mel_dataset(examples[start:stop], config, extractor,
-                            None if cache_path is None else f"{cache_path}_{i}", start)
-            for i, (start, stop, _) in enumerate(sources)]
+    return [
+        log_mel_dataset(
+            examples[start:stop],
+            config,
+            extractor,
+            None if cache_path is None else f"{cache_path}_{i}",
+            start,
+        )
+        for i, (start, stop, _) in enumerate(sources)
+    ]
 
 
-def make_dataset(examples, config: Config, extractor: FeatureExtractor, *, training: bool,
-                 epoch: int = 0, cache_path=None, skip_batches: int = 0,
-                 label_length: int | None = None, batch_size: int | None = None,
-                 boundaries=None, sources=None):
+def make_dataset(
+    examples,
+    config: Config,
+    extractor: FeatureExtractor,
+    *,
+    training: bool,
+    epoch: int = 0,
+    cache_path=None,
+    skip_batches: int = 0,
+    label_length: int | None = None,
+    batch_size: int | None = None,
+    boundaries=None,
+    sources=None,
+):
     """Batches of model inputs over ``examples`` (pre-flight :class:`Example` objects).
 
     ``sources``: ``(start, stop, weight)`` ranges of ``examples`` to mix by weight in
@@ -121,18 +147,26 @@ def make_dataset(examples, config: Config, extractor: FeatureExtractor, *, train
 
     if training and len(sources) > 1:
         parts = []
-        for i, part in enumerate(source_datasets(examples, sources, config, extractor,
-                                                 cache_path)):
+        for i, part in enumerate(source_datasets(examples, sources, config, extractor, cache_path)):
             size = sources[i][1] - sources[i][0]
-            parts.append(part.shuffle(min(tc.shuffle_buffer, size), seed=tc.seed + 1009 * i + epoch,
-                                      reshuffle_each_iteration=True).repeat())
+            parts.append(
+                part.shuffle(
+                    min(tc.shuffle_buffer, size),
+                    seed=tc.seed + 1009 * i + epoch,
+                    reshuffle_each_iteration=True,
+                ).repeat()
+            )
         ds = tf.data.Dataset.sample_from_datasets(
-            parts, weights=[w for _, _, w in sources], seed=tc.seed + epoch).take(len(examples))
+            parts, weights=[w for _, _, w in sources], seed=tc.seed + epoch
+        ).take(len(examples))
     else:
         ds = source_datasets(examples, sources[:1], config, extractor, cache_path)[0]
         if training:
-            ds = ds.shuffle(min(tc.shuffle_buffer, len(examples)), seed=tc.seed + epoch,
-                            reshuffle_each_iteration=False)
+            ds = ds.shuffle(
+                min(tc.shuffle_buffer, len(examples)),
+                seed=tc.seed + epoch,
+                reshuffle_each_iteration=False,
+            )
     augment = training and config.specaugment.enabled
 
     def to_windows(item):
@@ -157,12 +191,25 @@ def make_dataset(examples, config: Config, extractor: FeatureExtractor, *, train
         element_length_func=lambda item: item["feature_lengths"],
         bucket_boundaries=boundaries,
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
-        padded_shapes={"features": [None, dim], "feature_lengths": [], "labels": [label_length],
-                       "label_lengths": [], "index": [], "audio_seconds": []},
-        padding_values={"features": 0.0, "feature_lengths": 0, "labels": LABEL_PAD,
-                        "label_lengths": 0, "index": -1, "audio_seconds": 0.0},
+        padded_shapes={
+            "features": [None, dim],
+            "feature_lengths": [],
+            "labels": [label_length],
+            "label_lengths": [],
+            "index": [],
+            "audio_seconds": [],
+        },
+        padding_values={
+            "features": 0.0,
+            "feature_lengths": 0,
+            "labels": LABEL_PAD,
+            "label_lengths": 0,
+            "index": -1,
+            "audio_seconds": 0.0,
+        },
         pad_to_bucket_boundary=True,
-        drop_remainder=False)
+        drop_remainder=False,
+    )
     if skip_batches:
         ds = ds.skip(skip_batches)
     options = tf.data.Options()
@@ -171,8 +218,9 @@ def make_dataset(examples, config: Config, extractor: FeatureExtractor, *, train
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
-def compute_feature_stats(examples, config: Config, extractor: FeatureExtractor,
-                          cache_path=None, sources=None):
+def compute_feature_stats(
+    examples, config: Config, extractor: FeatureExtractor, cache_path=None, sources=None
+):
     """Per-dimension mean and standard deviation of the unnormalized, unaugmented features
     over ``examples``. Fills the feature caches on the way when ``cache_path`` is given."""
     import functools
@@ -180,10 +228,11 @@ def compute_feature_stats(examples, config: Config, extractor: FeatureExtractor,
     import tensorflow as tf
     from tqdm import tqdm
 
-
     sources = sources or [(0, len(examples), 1.0)]
-    ds = functools.reduce(lambda a, b: a.concatenate(b),
-                          source_datasets(examples, sources, config, extractor, cache_path))
+    ds = functools.reduce(
+        lambda a, b: a.concatenate(b),
+        source_datasets(examples, sources, config, extractor, cache_path),
+    )
 
     def moments(item):
         feats = tf.cast(extractor.mfcc(item["log_mel"]), tf.float64)
@@ -191,9 +240,14 @@ def compute_feature_stats(examples, config: Config, extractor: FeatureExtractor,
 
     ds = ds.map(moments, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
     total, total_sq, count = 0.0, 0.0, 0
-    for s, sq, n in tqdm(ds.as_numpy_iterator(), desc="feature statistics", unit="utt",
-                         total=len(examples), disable=None):
+    for s, sq, n in tqdm(
+        ds.as_numpy_iterator(),
+        desc="feature statistics",
+        unit="utt",
+        total=len(examples),
+        disable=None,
+    ):
         total, total_sq, count = total + s, total_sq + sq, count + int(n)
     mean = total / count
-    std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 1e-10))
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 1e-10))
     return FeatureStats(tuple(map(float, mean)), tuple(map(float, std)))

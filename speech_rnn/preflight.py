@@ -6,6 +6,7 @@ label needs ``len + repeats`` output frames after time reduction. Problems are c
 printed as counts plus the first few files, and the bad utterances dropped, or training is
 stopped with ``strict``.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,10 +26,11 @@ from .text import Vocabulary, ctc_min_frames, normalize_text
 @dataclass(frozen=True)
 class Example:
     """A usable utterance with its normalized text and label ids."""
-    utterance: object             # manifest.Utterance
-    text: str                     # normalized transcript
-    labels: tuple                 # class ids
-    num_windows: int              # model output frames for this clip
+
+    utterance: object  # manifest.Utterance
+    text: str  # normalized transcript
+    labels: tuple  # class ids
+    num_windows: int  # model output frames for this clip
 
 
 @dataclass(frozen=True)
@@ -65,15 +67,30 @@ def _probe_audio(path: str, decode: bool, sample_rate: int):
 def probe_all(utterances, decode: bool, sample_rate: int) -> list:
     """Probe every file, in threads (decoders release the GIL), with a progress bar."""
     from tqdm import tqdm
+
     paths = [u.audio_filepath for u in utterances]
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         results = pool.map(lambda p: _probe_audio(p, decode, sample_rate), paths)
-        return list(tqdm(results, total=len(paths), desc="checking audio", unit="file",
-                         disable=None, leave=False))
+        return list(
+            tqdm(
+                results,
+                total=len(paths),
+                desc="checking audio",
+                unit="file",
+                disable=None,
+                leave=False,
+            )
+        )
 
 
-def check_utterances(utterances, vocab: Vocabulary, config: Config, check_audio: bool = True,
-                     enforce_duration: bool = True, decode_audio: bool = False) -> PreflightResult:
+def check_utterances(
+    utterances,
+    vocab: Vocabulary,
+    config: Config,
+    check_audio: bool = True,
+    enforce_duration: bool = True,
+    decode_audio: bool = False,
+) -> PreflightResult:
     """Sort ``utterances`` into usable examples and problems. ``check_audio`` reads each
     header; ``decode_audio`` decodes each file completely (catches truncated files and
     NaN samples, and measures the exact length)."""
@@ -81,8 +98,10 @@ def check_utterances(utterances, vocab: Vocabulary, config: Config, check_audio:
     sr = config.audio.sample_rate
     probes = probe_all(utterances, decode_audio, sr) if (check_audio or decode_audio) else None
     for position, utt in enumerate(utterances):
+
         def drop(message, utt=utt):
             problems.append(Problem(utt.audio_filepath, message))
+
         duration = utt.duration
         if probes is not None:
             if isinstance(probes[position], AudioError):
@@ -93,12 +112,16 @@ def check_utterances(utterances, vocab: Vocabulary, config: Config, check_audio:
             drop("empty audio (0 s)")
             continue
         if enforce_duration and duration > config.audio.max_duration:
-            drop(f"too long: {duration:.1f} s is over audio.max_duration "
-                 f"{config.audio.max_duration:g} s")
+            drop(
+                f"too long: {duration:.1f} s is over audio.max_duration "
+                f"{config.audio.max_duration:g} s"
+            )
             continue
         if enforce_duration and duration < config.audio.min_duration:
-            drop(f"too short: {duration:.3f} s is under audio.min_duration "
-                 f"{config.audio.min_duration:g} s")
+            drop(
+                f"too short: {duration:.3f} s is under audio.min_duration "
+                f"{config.audio.min_duration:g} s"
+            )
             continue
         try:
             text = normalize_text(utt.text, config.text)
@@ -116,8 +139,10 @@ def check_utterances(utterances, vocab: Vocabulary, config: Config, check_audio:
         windows = num_windows(num_samples_after_resampling(duration, sr), config.features, sr)
         needed = ctc_min_frames(labels)
         if needed > windows:
-            drop(f"transcript too long for its audio under CTC: needs {needed} frames, "
-                 f"{duration:.2f} s gives {windows} after {config.features.stride}x reduction")
+            drop(
+                f"transcript too long for its audio under CTC: needs {needed} frames, "
+                f"{duration:.2f} s gives {windows} after {config.features.stride}x reduction"
+            )
             continue
         examples.append(Example(utt, text, labels, windows))
     return PreflightResult(tuple(examples), tuple(problems))
@@ -125,11 +150,12 @@ def check_utterances(utterances, vocab: Vocabulary, config: Config, check_audio:
 
 def preflight(utterances, vocab, config, name: str, strict: bool) -> tuple:
     """Check, log the summary, and return the usable examples (or raise)."""
-    result = check_utterances(utterances, vocab, config,
-                              decode_audio=config.train.verify_audio)
+    result = check_utterances(utterances, vocab, config, decode_audio=config.train.verify_audio)
     if result.problems and strict:  # the error is the one line, naming the first file
-        raise PreflightError(f"{name}: {len(result.problems)} unusable utterance(s) and "
-                             f"train.strict is set; first: {result.problems[0]}")
+        raise PreflightError(
+            f"{name}: {len(result.problems)} unusable utterance(s) and "
+            f"train.strict is set; first: {result.problems[0]}"
+        )
     # Dropped utterances are a warning: --quiet still shows them.
     (logger.warning if result.problems else logger.info)(result.summary(name))
     if not result.examples:

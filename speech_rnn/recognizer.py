@@ -21,6 +21,7 @@ onto the speech region of the audio (energy over the noise floor) that the burst
 its emission frames. A word's confidence is the lowest, over its characters, of the
 character's peak posterior probability on its frames.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -58,10 +59,10 @@ DEFAULT_CHUNKING = ChunkOptions()
 
 @dataclass(frozen=True)
 class Word:
-    start: float                  # seconds from the start of the audio
-    end: float                    # seconds
+    start: float  # seconds from the start of the audio
+    end: float  # seconds
     word: str
-    confidence: float             # [0, 1]: min over characters of the peak posterior
+    confidence: float  # [0, 1]: min over characters of the peak posterior
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,9 @@ class Segment:
 @dataclass(frozen=True)
 class Transcription:
     text: str
-    duration: float               # seconds of audio
-    segments: tuple               # Segment
-    words: tuple                  # Word
+    duration: float  # seconds of audio
+    segments: tuple  # Segment
+    words: tuple  # Word
     options: DecodingOptions
 
 
@@ -101,9 +102,11 @@ class SpeechRecognizer:
         self.acoustic_model = load_keras_safe(self.model_path)
         expected = (self.vocab.num_classes,)
         if tuple(self.acoustic_model.output.shape[-1:]) != expected:
-            raise RunFolderError(f"{self.model_path}: model has "
-                                 f"{self.acoustic_model.output.shape[-1]} output classes, "
-                                 f"vocabulary needs {self.vocab.num_classes}")
+            raise RunFolderError(
+                f"{self.model_path}: model has "
+                f"{self.acoustic_model.output.shape[-1]} output classes, "
+                f"vocabulary needs {self.vocab.num_classes}"
+            )
         self.forward = make_forward(self.acoustic_model)
         self._trace_feature_graphs()
         fc = self.config.features
@@ -132,8 +135,10 @@ class SpeechRecognizer:
         # Traced once for any length: eager feature ops cost more than the model on short
         # files.
         import tensorflow as tf
-        self._windows = tf.function(self.extractor.__call__,
-                                    input_signature=[tf.TensorSpec([None], tf.float32)])
+
+        self._windows = tf.function(
+            self.extractor.__call__, input_signature=[tf.TensorSpec([None], tf.float32)]
+        )
 
     def features(self, waveform: np.ndarray) -> np.ndarray:
         """The model's input windows [T, D] for one waveform at the model's rate."""
@@ -142,7 +147,7 @@ class SpeechRecognizer:
     def logits(self, waveform: np.ndarray) -> np.ndarray:
         """Per-window logits [T, classes] for one waveform at the model's rate."""
         windows = self.features(waveform)
-        return self.forward(windows[np.newaxis], [len(windows)]).numpy()[0, :len(windows)]
+        return self.forward(windows[np.newaxis], [len(windows)]).numpy()[0, : len(windows)]
 
     def batch_logits(self, waveforms) -> list:
         """Logits for several waveforms in one padded batch (padding is masked)."""
@@ -152,13 +157,14 @@ class SpeechRecognizer:
         lengths = np.array([len(w) for w in windows], np.int32)
         batch = np.zeros((len(windows), lengths.max(), windows[0].shape[1]), np.float32)
         for i, w in enumerate(windows):
-            batch[i, :len(w)] = w
+            batch[i, : len(w)] = w
         out = self.forward(batch, lengths).numpy()
         return [out[i, :n] for i, n in enumerate(lengths)]
 
     # -- decoding ---------------------------------------------------------------------------
-    def decoding_options(self, beam_width: int = 0, lm=None, alpha=None,
-                         beta=None) -> DecodingOptions:
+    def decoding_options(
+        self, beam_width: int = 0, lm=None, alpha=None, beta=None
+    ) -> DecodingOptions:
         """Validated options (:func:`decoding.decoding_options`); the LM file, if any, is
         loaded (once) here, so that a bad one fails before any audio is decoded."""
         options = decoding_options(beam_width, lm, alpha, beta)
@@ -175,15 +181,27 @@ class SpeechRecognizer:
     def decode(self, logits: np.ndarray, options: DecodingOptions) -> Hypothesis:
         blank = self.vocab.blank_id
         if options.lm:
-            return prefix_beam_search(logits, blank, self.vocab.chars, options.beam_width,
-                                      self.language_model(options.lm), options.alpha,
-                                      options.beta)
+            return prefix_beam_search(
+                logits,
+                blank,
+                self.vocab.chars,
+                options.beam_width,
+                self.language_model(options.lm),
+                options.alpha,
+                options.beta,
+            )
         if options.beam_width > 1:
             return beam_decode(logits[np.newaxis], [len(logits)], blank, options.beam_width)[0]
         return greedy_decode(logits, len(logits), blank)
 
-    def words(self, hyp: Hypothesis, logits: np.ndarray, offset: float = 0.0,
-              limit: float | None = None, audio: np.ndarray | None = None) -> list:
+    def words(
+        self,
+        hyp: Hypothesis,
+        logits: np.ndarray,
+        offset: float = 0.0,
+        limit: float | None = None,
+        audio: np.ndarray | None = None,
+    ) -> list:
         """The hypothesis' words with times in seconds (``offset`` added, capped at
         ``limit``) and confidences. With the ``audio`` the logits came from, word spans
         are snapped to its speech activity (:func:`timing.snap_to_speech`)."""
@@ -203,23 +221,30 @@ class SpeechRecognizer:
             if limit is not None:
                 end = min(end, limit)
                 start = min(start, end)
-            out.append(Word(round(start, 3), round(end, 3),
-                            "".join(self.vocab.chars[label] for label, _, _ in word),
-                            round(word_confidence(probs, word), 4)))
+            out.append(
+                Word(
+                    round(start, 3),
+                    round(end, 3),
+                    "".join(self.vocab.chars[label] for label, _, _ in word),
+                    round(word_confidence(probs, word), 4),
+                )
+            )
         return out
 
     def _result(self, words, duration: float, options: DecodingOptions) -> Transcription:
         segments = tuple(Segment(s, e, t) for s, e, t in group_segments(words))
-        return Transcription(" ".join(w.word for w in words), round(duration, 3), segments,
-                             tuple(words), options)
+        return Transcription(
+            " ".join(w.word for w in words), round(duration, 3), segments, tuple(words), options
+        )
 
     def _run_chunks(self, chunks, options: DecodingOptions) -> list:
         sr = self.sample_rate
         out = []
         for chunk, logits in zip(chunks, self.batch_logits([c.audio for c in chunks]), strict=True):
             hyp = self.decode(logits, options)
-            words = self.words(hyp, logits, chunk.start / sr,
-                               (chunk.start + len(chunk.audio)) / sr, chunk.audio)
+            words = self.words(
+                hyp, logits, chunk.start / sr, (chunk.start + len(chunk.audio)) / sr, chunk.audio
+            )
             out.extend(owned(words, chunk, sr))
         return out
 
@@ -236,9 +261,18 @@ class SpeechRecognizer:
         return self._result(words, end / self.sample_rate, options)
 
     # -- public -----------------------------------------------------------------------------
-    def transcribe(self, audio, beam_width: int = 0, sample_rate: int | None = None, *,
-                   lm=None, alpha: float | None = None, beta: float | None = None,
-                   batch_size: int = DEFAULT_CHUNK_BATCH, chunking: ChunkOptions = DEFAULT_CHUNKING) -> Transcription:
+    def transcribe(
+        self,
+        audio,
+        beam_width: int = 0,
+        sample_rate: int | None = None,
+        *,
+        lm=None,
+        alpha: float | None = None,
+        beta: float | None = None,
+        batch_size: int = DEFAULT_CHUNK_BATCH,
+        chunking: ChunkOptions = DEFAULT_CHUNKING,
+    ) -> Transcription:
         """Transcribe a file path or a waveform array (``sample_rate`` defaults to the
         model's rate for arrays). Audio longer than ``chunking.max_chunk_s`` is streamed
         and cut on silence; ``batch_size`` chunks go through the model at a time."""
@@ -250,8 +284,17 @@ class SpeechRecognizer:
         blocks = array_blocks(waveform, self.sample_rate, chunking.block_s)
         return self._transcribe_blocks(blocks, options, batch_size, chunking)
 
-    def transcribe_many(self, paths, beam_width: int = 0, *, lm=None, alpha=None, beta=None,
-                        batch_size: int = DEFAULT_BATCH_SIZE, chunking: ChunkOptions = DEFAULT_CHUNKING):
+    def transcribe_many(
+        self,
+        paths,
+        beam_width: int = 0,
+        *,
+        lm=None,
+        alpha=None,
+        beta=None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        chunking: ChunkOptions = DEFAULT_CHUNKING,
+    ):
         """Transcribe many files; yields ``(index, path, Transcription or SpeechRnnError)``
         as each file finishes (not in input order). Files up to ``chunking.max_chunk_s``
         are sorted by duration and run ``batch_size`` at a time; longer ones are streamed,
@@ -269,7 +312,7 @@ class SpeechRecognizer:
         short.sort(key=lambda item: item[0])
         for first in range(0, len(short), batch_size):
             loaded = []
-            for _, index, path in short[first:first + batch_size]:
+            for _, index, path in short[first : first + batch_size]:
                 try:
                     loaded.append((index, path, self.load_waveform(path, None)))
                 except SpeechRnnError as e:
@@ -285,7 +328,8 @@ class SpeechRecognizer:
             try:
                 blocks = stream_audio(path, self.sample_rate, chunking.block_s)
                 result = self._transcribe_blocks(
-                    blocks, options, min(batch_size, DEFAULT_CHUNK_BATCH), chunking)
+                    blocks, options, min(batch_size, DEFAULT_CHUNK_BATCH), chunking
+                )
             except SpeechRnnError as e:
                 yield index, path, e
                 continue

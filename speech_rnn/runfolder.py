@@ -1,16 +1,17 @@
 """The run folder: everything needed to resume training or to transcribe.
 
-    config.json          resolved configuration (the one object that defines features/model)
-    vocab.json           characters; the CTC blank is the last class
-    feature_stats.json   global feature mean / std from the training set
-    checkpoints/         full training state (weights, optimizer, schedule, epoch, position)
-    last.keras           acoustic model after the latest epoch or stop
-    best.keras           acoustic model with the best dev WER so far
-    tensorboard/         train/ and dev/ event files
-    env.json             versions, device, git hash, seed, command line
-    metrics.json         final metrics; history.jsonl: one line per evaluation
-    cache/               cached training features (safe to delete)
+config.json          resolved configuration (the one object that defines features/model)
+vocab.json           characters; the CTC blank is the last class
+feature_stats.json   global feature mean / std from the training set
+checkpoints/         full training state (weights, optimizer, schedule, epoch, position)
+last.keras           acoustic model after the latest epoch or stop
+best.keras           acoustic model with the best dev WER so far
+tensorboard/         train/ and dev/ event files
+env.json             versions, device, git hash, seed, command line
+metrics.json         final metrics; history.jsonl: one line per evaluation
+cache/               cached training features (safe to delete)
 """
+
 from __future__ import annotations
 
 import json
@@ -54,8 +55,10 @@ class RunFolder:
             return self.best_model
         if self.last_model.is_file():
             return self.last_model
-        raise RunFolderError(f"{self.root}: no trained model (best.keras / last.keras) found; "
-                             "is this a run folder that has finished at least one epoch?")
+        raise RunFolderError(
+            f"{self.root}: no trained model (best.keras / last.keras) found; "
+            "is this a run folder that has finished at least one epoch?"
+        )
 
 
 class SaveError(RunFolderError):
@@ -67,13 +70,15 @@ def guarded_save(what: str, path, save) -> None:
     try:
         save()
     except OSError as e:
-        raise SaveError(f"{path}: cannot write the {what} ({e.strerror or e}); the previous "
-                        f"{what} is intact") from None
+        raise SaveError(
+            f"{path}: cannot write the {what} ({e.strerror or e}); the previous {what} is intact"
+        ) from None
     except Exception as e:  # tf.errors.OpError from the checkpoint writer
         if type(e).__module__.startswith("tensorflow"):
             first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-            raise SaveError(f"{path}: cannot write the {what} ({first}); the previous "
-                            f"{what} is intact") from None
+            raise SaveError(
+                f"{path}: cannot write the {what} ({first}); the previous {what} is intact"
+            ) from None
         raise
 
 
@@ -90,6 +95,7 @@ def save_keras_atomic(model, path: Path) -> None:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+
     guarded_save("model", path, save)
 
 
@@ -99,6 +105,7 @@ def load_keras_safe(path: Path):
     import keras
 
     from . import model as _model  # registers LengthMask for deserialization
+
     del _model
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
@@ -110,6 +117,7 @@ def load_keras_safe(path: Path):
 def describe_environment(seed: int) -> dict:
     import keras
     import tensorflow as tf
+
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
     return {
         "python": sys.version.split()[0],

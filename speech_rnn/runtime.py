@@ -3,6 +3,7 @@
 Thread settings must be applied before TensorFlow runs its first op, so commands call
 :func:`apply_threads` first thing.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,6 +29,7 @@ def quiet_tensorflow() -> None:
         os.dup2(devnull, 2)
         try:
             import tensorflow as tf
+
             tf.config.list_physical_devices()  # the CUDA probe logs here, not at import
         except ImportError:
             pass  # reported properly when a command actually needs TensorFlow
@@ -40,6 +42,7 @@ def quiet_tensorflow() -> None:
 def apply_threads(threads: int | None) -> dict:
     """Inside a worker, before any TensorFlow op: cap the thread pools; return what is set."""
     import tensorflow as tf
+
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(int(threads))
         tf.config.threading.set_inter_op_parallelism_threads(int(threads))
@@ -48,11 +51,14 @@ def apply_threads(threads: int | None) -> dict:
 
 def thread_settings() -> dict:
     import tensorflow as tf
+
     intra = tf.config.threading.get_intra_op_parallelism_threads()
     inter = tf.config.threading.get_inter_op_parallelism_threads()
-    return {"intra_op": intra or f"default (0: {os.cpu_count()} cores)",
-            "inter_op": inter or f"default (0: {os.cpu_count()} cores)",
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
+    return {
+        "intra_op": intra or f"default (0: {os.cpu_count()} cores)",
+        "inter_op": inter or f"default (0: {os.cpu_count()} cores)",
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+    }
 
 
 def cpu_model() -> str:
@@ -68,11 +74,17 @@ def cpu_model() -> str:
 def git_commit() -> str | None:
     here = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
         if out.returncode == 0:
-            dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here,
-                                   capture_output=True, text=True, timeout=5).stdout.strip()
+            dirty = subprocess.run(
+                ["git", "status", "--porcelain"],
+                cwd=here,
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout.strip()
             return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         pass

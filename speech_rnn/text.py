@@ -5,6 +5,7 @@ space by default): accents are stripped, numbers spelled out, other punctuation 
 word break. The vocabulary maps characters to class ids; the CTC blank is the *last* class,
 which is what ``tf.nn.ctc_loss`` and ``tf.nn.ctc_beam_search_decoder`` expect.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,10 @@ from .fileio import atomic_write_json
 
 DEFAULT_TEXT = TextConfig()
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-_ONES = list(DIGIT_WORDS) + ("ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
-                      "eighteen nineteen").split()
+_ONES = (
+    list(DIGIT_WORDS)
+    + ("ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen").split()
+)
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
 _SCALES = ((10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (1000, "thousand"))
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
@@ -45,8 +48,12 @@ def number_to_words(n: int) -> str:
     for scale, name in _SCALES:
         if n >= scale:
             high, rest = divmod(n, scale)
-            return (number_to_words(high) + " " + name
-                    + ("" if rest == 0 else " " + number_to_words(rest)))
+            return (
+                number_to_words(high)
+                + " "
+                + name
+                + ("" if rest == 0 else " " + number_to_words(rest))
+            )
     raise AssertionError("unreachable")
 
 
@@ -57,6 +64,7 @@ def _spell_numbers(text: str) -> str:
         if len(digits) > 1 and digits.startswith("0"):
             return " " + " ".join(_ONES[int(d)] for d in digits) + " "
         return " " + number_to_words(int(digits)) + " "
+
     return re.sub(r"\d+(?:,\d{3})*", spell, text)
 
 
@@ -83,8 +91,9 @@ def normalize_text(text: str, config: TextConfig = DEFAULT_TEXT) -> str:
         elif char.isspace() or unicodedata.category(char)[0] in "PSZ":
             out.append(" ")  # punctuation and symbols separate words
         elif config.unknown == "error":
-            raise TranscriptError(f"character {char!r} (U+{ord(char):04X}) is outside "
-                                  f"the charset {config.charset!r}")
+            raise TranscriptError(
+                f"character {char!r} (U+{ord(char):04X}) is outside the charset {config.charset!r}"
+            )
     text = "".join(out)
     if " " in allowed:
         text = " ".join(text.split())

@@ -8,6 +8,7 @@ speech region of the audio (energy over the noise floor) that the burst belongs 
 frames. A word's confidence is the lowest, over its characters, of the character's peak
 posterior probability on its frames (:func:`word_confidence`).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,7 +33,7 @@ def word_items(ids, starts, ends, space_id: int):
 def word_confidence(probs: np.ndarray, items) -> float:
     """The lowest, over the word's characters, of the character's highest posterior on the
     frames it occupies: a word is as sure as its least sure letter."""
-    peaks = [float(probs[start:end + 1, label].max()) for label, start, end in items]
+    peaks = [float(probs[start : end + 1, label].max()) for label, start, end in items]
     return float(min(peaks)) if peaks else 0.0
 
 
@@ -40,8 +41,13 @@ def word_confidence(probs: np.ndarray, items) -> float:
 PEAK_RANGE_DB = 40.0  # frames this far below the loudest (98th percentile) are never speech
 
 
-def speech_activity(audio: np.ndarray, samples_per_frame: int, frames: int,
-                    rise_db: float = 6.0, gap_frames: int = 3) -> list:
+def speech_activity(
+    audio: np.ndarray,
+    samples_per_frame: int,
+    frames: int,
+    rise_db: float = 6.0,
+    gap_frames: int = 3,
+) -> list:
     """Speech regions ``[(start, end)]`` (end exclusive) on a grid of ``frames`` frames of
     ``samples_per_frame`` samples: frames whose energy is ``rise_db`` over the noise floor
     (the 10th percentile frame) and within ``PEAK_RANGE_DB`` of the loudest, with dips of
@@ -50,7 +56,7 @@ def speech_activity(audio: np.ndarray, samples_per_frame: int, frames: int,
     usable = min(len(audio), len(padded))
     padded[:usable] = audio[:usable]
     db = 10.0 * np.log10(np.mean(padded.reshape(frames, -1) ** 2, axis=1) + 1e-10)
-    real = db[:max(1, usable // samples_per_frame)]
+    real = db[: max(1, usable // samples_per_frame)]
     floor, peak = np.percentile(real, [10, 98])
     active = db > max(floor + rise_db, peak - PEAK_RANGE_DB)
     regions, start = [], None
@@ -74,6 +80,7 @@ def snap_to_speech(spans, regions, max_lag: int = 10) -> list:
     The word then spans its region; words sharing a region split it between their
     emissions. Words with no region keep their emission frames. Returns ``[(start, end)]``
     frames, end exclusive."""
+
     def holding(frame):
         for r, (lo, hi) in enumerate(regions):
             if lo <= frame < hi:

@@ -7,6 +7,7 @@ in and skips the batches already done. The full training state is checkpointed w
 checkpoints kept); :class:`TrainingHooks` evaluates dev WER/CER, logs TensorBoard,
 anneals the learning rate, keeps ``best.keras`` and stops early.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,6 +41,7 @@ _FROZEN_SECTIONS = ("audio", "features", "text", "model")
 @dataclass
 class TrainState:
     """Progress counters, mirrored in tf.Variables inside the checkpoint."""
+
     epoch: int = 0
     batch_in_epoch: int = 0
     best_wer: float = math.inf
@@ -60,12 +62,17 @@ def _resolve_config(run: RunFolder, requested: Config | None, write: bool = True
     if requested is None:
         return saved
     saved_dict, requested_dict = saved.to_dict(), requested.to_dict()
-    changed = [f"{section}.{key}" for section in _FROZEN_SECTIONS
-               for key in saved_dict[section]
-               if saved_dict[section][key] != requested_dict[section][key]]
+    changed = [
+        f"{section}.{key}"
+        for section in _FROZEN_SECTIONS
+        for key in saved_dict[section]
+        if saved_dict[section][key] != requested_dict[section][key]
+    ]
     if changed:
-        raise ConfigError(f"{run.root} was created with a different {', '.join(changed)}; "
-                          "resume without changing them, or train into a new --out folder")
+        raise ConfigError(
+            f"{run.root} was created with a different {', '.join(changed)}; "
+            "resume without changing them, or train into a new --out folder"
+        )
     if saved.train != requested.train:
         logger.info("resuming with an updated train section of the config")
         if write:
@@ -83,8 +90,10 @@ def _load_examples(paths, config, name):
     if len(problems) > 5:
         logger.warning(f"{name}: ... and {len(problems) - 5} more manifest problems")
     if problems and config.train.strict:
-        raise SpeechRnnError(f"{name}: {len(problems)} bad manifest line(s) and train.strict is "
-                             f"set; first: {problems[0]}")
+        raise SpeechRnnError(
+            f"{name}: {len(problems)} bad manifest line(s) and train.strict is "
+            f"set; first: {problems[0]}"
+        )
     return utterances
 
 
@@ -101,8 +110,14 @@ def _build_vocab(utterances, config) -> Vocabulary:
     return vocab
 
 
-def train(train_manifests, dev_manifest, out_dir, config: Config | None = None,
-          verbose: int = 1, train_weights=None) -> dict:
+def train(
+    train_manifests,
+    dev_manifest,
+    out_dir,
+    config: Config | None = None,
+    verbose: int = 1,
+    train_weights=None,
+) -> dict:
     """Train (or resume) the run in ``out_dir``; returns the final metrics.
 
     ``train_manifests``: one manifest or several; with ``train_weights`` (one per manifest)
@@ -113,13 +128,14 @@ def train(train_manifests, dev_manifest, out_dir, config: Config | None = None,
     import keras
     import tensorflow as tf
 
-
     # One epoch is one pass over a dataset of unknown length: Keras warns when it ends.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
     run = RunFolder(out_dir)
     # The strategy comes first: a multi-worker one must be set up before TensorFlow runs
     # any operation in this process.
-    requested_strategy = (config or (Config.load(run.config) if run.exists() else Config())).train.strategy
+    requested_strategy = (
+        config or (Config.load(run.config) if run.exists() else Config())
+    ).train.strategy
     strategy, strategy_kind = make_strategy(requested_strategy)
     cluster = cluster_from_env()
     # The chief writes the run folder; other workers write to a folder of their own.
@@ -134,17 +150,29 @@ def train(train_manifests, dev_manifest, out_dir, config: Config | None = None,
     if switch_determinism:
         tf.config.experimental.enable_op_determinism()
     replicas = strategy.num_replicas_in_sync
-    logger.info(f"{'resuming' if resuming else 'new'} run: {run.root} ({strategy_kind} strategy, "
+    logger.info(
+        f"{'resuming' if resuming else 'new'} run: {run.root} ({strategy_kind} strategy, "
         f"{replicas} replica(s), batch {tc.batch_size} per replica = {tc.batch_size * replicas} "
-        f"global{', this worker is not the chief' if not cluster.is_chief else ''})")
+        f"global{', this worker is not the chief' if not cluster.is_chief else ''})"
+    )
     try:
         data = _prepare_data(train_manifests, train_weights, dev_manifest, run, own, config)
         policy = _mixed_precision_policy(tc.mixed_precision)
         try:
             with strategy.scope():
                 parts = build_training(config, data, replicas)
-            return _fit(run, own, config, data, parts, strategy, strategy_kind, replicas,
-                        train_weights, verbose)
+            return _fit(
+                run,
+                own,
+                config,
+                data,
+                parts,
+                strategy,
+                strategy_kind,
+                replicas,
+                train_weights,
+                verbose,
+            )
         finally:
             if policy:
                 keras.mixed_precision.set_global_policy("float32")
@@ -158,6 +186,7 @@ def train(train_manifests, dev_manifest, out_dir, config: Config | None = None,
 @dataclass
 class TrainingData:
     """What training reads: the checked examples, vocabulary, features and batching."""
+
     vocab: Vocabulary
     train_paths: list
     train_examples: list
@@ -173,12 +202,14 @@ def _prepare_data(train_manifests, train_weights, dev_manifest, run, own, config
     """Manifests -> pre-flight -> vocabulary and feature statistics (read from the run when
     resuming, else computed and written to this process's own folder)."""
     tc = config.train
-    train_paths = [train_manifests] if isinstance(train_manifests, (str, Path)) else list(train_manifests)
-    if train_weights is not None and (len(train_weights) != len(train_paths)
-                                      or any(w <= 0 for w in train_weights)):
+    train_paths = (
+        [train_manifests] if isinstance(train_manifests, (str, Path)) else list(train_manifests)
+    )
+    if train_weights is not None and (
+        len(train_weights) != len(train_paths) or any(w <= 0 for w in train_weights)
+    ):
         raise ConfigError("give one positive weight per training manifest")
-    per_source = [_load_examples([p], config, f"train[{Path(p).name}]")
-                  for p in train_paths]
+    per_source = [_load_examples([p], config, f"train[{Path(p).name}]") for p in train_paths]
     if run.vocab.is_file():
         vocab = Vocabulary.load(run.vocab)
     else:
@@ -186,7 +217,9 @@ def _prepare_data(train_manifests, train_weights, dev_manifest, run, own, config
         vocab.save(own.vocab)
     logger.info(f"vocabulary: {len(vocab.chars)} characters + blank: {''.join(vocab.chars)!r}")
     train_examples, sources = [], []
-    for path, utts, weight in zip(train_paths, per_source, train_weights or [1.0] * len(train_paths), strict=True):
+    for path, utts, weight in zip(
+        train_paths, per_source, train_weights or [1.0] * len(train_paths), strict=True
+    ):
         checked = preflight(utts, vocab, config, f"train {path}", tc.strict)
         sources.append((len(train_examples), len(train_examples) + len(checked), float(weight)))
         train_examples += checked
@@ -208,8 +241,17 @@ def _prepare_data(train_manifests, train_weights, dev_manifest, run, own, config
             stats.save(own.feature_stats)
     extractor = FeatureExtractor(config.features, config.audio.sample_rate, stats)
     everything = list(train_examples) + list(dev_examples)
-    return TrainingData(vocab, train_paths, train_examples, dev_examples, sources, extractor,
-                 cache_path, label_pad_length(everything), bucket_boundaries(everything, config))
+    return TrainingData(
+        vocab,
+        train_paths,
+        train_examples,
+        dev_examples,
+        sources,
+        extractor,
+        cache_path,
+        label_pad_length(everything),
+        bucket_boundaries(everything, config),
+    )
 
 
 def _mixed_precision_policy(enabled: bool):
@@ -218,6 +260,7 @@ def _mixed_precision_policy(enabled: bool):
         return None
     import keras
     import tensorflow as tf
+
     policy = "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
     keras.mixed_precision.set_global_policy(policy)
     return policy
@@ -226,6 +269,7 @@ def _mixed_precision_policy(enabled: bool):
 @dataclass
 class TrainingParts:
     """What training builds: the model, its optimizer and the checkpoint that holds them."""
+
     acoustic: object
     trainer: object
     optimizer: object
@@ -241,89 +285,177 @@ def build_training(config, data: TrainingData, replicas: int) -> TrainingParts:
 
     from .model import build_model, count_parameters
     from .trainer import CTCTrainer, WarmupAnnealSchedule, make_optimizer
+
     tc = config.train
     acoustic = build_model(config.model, window_dim(config.features), data.vocab.num_classes)
     # Linear scaling rule: the global batch grows with the replicas, so does the rate;
     # the warm-up keeps the first steps stable.
     base_lr = tc.learning_rate * (replicas if tc.scale_lr else 1)
     schedule = WarmupAnnealSchedule(base_lr, tc.warmup_steps)
-    optimizer = make_optimizer(schedule, tc.clipnorm, replicas,
-                               keras.mixed_precision.global_policy().name == "mixed_float16")
+    optimizer = make_optimizer(
+        schedule,
+        tc.clipnorm,
+        replicas,
+        keras.mixed_precision.global_policy().name == "mixed_float16",
+    )
     trainer = CTCTrainer(acoustic, data.vocab.blank_id, tc.batch_size)
     trainer.compile(optimizer=optimizer, jit_compile=tc.jit_compile)
-    probe = make_dataset(data.train_examples[:1], config, data.extractor, training=False,
-                         label_length=data.label_length, boundaries=data.boundaries)
-    trainer(next(iter(probe)))                    # create the weights ...
+    probe = make_dataset(
+        data.train_examples[:1],
+        config,
+        data.extractor,
+        training=False,
+        label_length=data.label_length,
+        boundaries=data.boundaries,
+    )
+    trainer(next(iter(probe)))  # create the weights ...
     optimizer.build(trainer.trainable_variables)  # ... and the optimizer slots, before restore
-    logger.info(f"model: {config.model.lstm_layers} x BiLSTM({config.model.lstm_units}), "
+    logger.info(
+        f"model: {config.model.lstm_layers} x BiLSTM({config.model.lstm_units}), "
         f"{count_parameters(acoustic):,} parameters, input {window_dim(config.features)} "
         f"({config.features.stack} frames every {config.features.stride}); "
-        f"learning rate {base_lr:g}{' (scaled by replicas)' if tc.scale_lr else ''}")
-    progress = {name: tf.Variable(value, trainable=False, dtype=dtype, name=name)
-                for name, value, dtype in (("epoch", 0, tf.int64), ("batch_in_epoch", 0, tf.int64),
-                                           ("best_wer", np.inf, tf.float64),
-                                           ("best_loss", np.inf, tf.float64),
-                                           ("evals_since_best", 0, tf.int64),
-                                           ("evals_since_anneal", 0, tf.int64))}
+        f"learning rate {base_lr:g}{' (scaled by replicas)' if tc.scale_lr else ''}"
+    )
+    progress = {
+        name: tf.Variable(value, trainable=False, dtype=dtype, name=name)
+        for name, value, dtype in (
+            ("epoch", 0, tf.int64),
+            ("batch_in_epoch", 0, tf.int64),
+            ("best_wer", np.inf, tf.float64),
+            ("best_loss", np.inf, tf.float64),
+            ("evals_since_best", 0, tf.int64),
+            ("evals_since_anneal", 0, tf.int64),
+        )
+    }
     # Dropout's random-number states are not reached through the model's trackable
     # children; name them explicitly so a resumed run draws the same masks.
-    rng_states = {f"state_{i}": v.value for i, v in enumerate(acoustic.non_trainable_variables)
-                  if "seed_generator" in v.path}
-    checkpoint = tf.train.Checkpoint(model=trainer, optimizer=optimizer,
-                                     lr_scale=schedule.scale,
-                                     rng=tf.train.Checkpoint(**rng_states), **progress)
+    rng_states = {
+        f"state_{i}": v.value
+        for i, v in enumerate(acoustic.non_trainable_variables)
+        if "seed_generator" in v.path
+    }
+    checkpoint = tf.train.Checkpoint(
+        model=trainer,
+        optimizer=optimizer,
+        lr_scale=schedule.scale,
+        rng=tf.train.Checkpoint(**rng_states),
+        **progress,
+    )
     return TrainingParts(acoustic, trainer, optimizer, schedule, checkpoint, progress)
 
 
-def _fit(run, own, config, data: TrainingData, parts: TrainingParts, strategy, strategy_kind, replicas,
-         train_weights, verbose) -> dict:
+def _fit(
+    run,
+    own,
+    config,
+    data: TrainingData,
+    parts: TrainingParts,
+    strategy,
+    strategy_kind,
+    replicas,
+    train_weights,
+    verbose,
+) -> dict:
     """Restore, then one ``fit`` per epoch until the budget, a stop or the last epoch."""
     import tensorflow as tf
 
     from .callbacks import TrainingHooks
+
     tc = config.train
     # Every worker resumes from the run folder's checkpoints; each saves to its own folder.
-    restore_from = tf.train.CheckpointManager(parts.checkpoint, run.checkpoints,
-                                              max_to_keep=tc.keep_checkpoints)
+    restore_from = tf.train.CheckpointManager(
+        parts.checkpoint, run.checkpoints, max_to_keep=tc.keep_checkpoints
+    )
     restored = _restore_latest(parts.checkpoint, restore_from)
-    manager = restore_from if own is run else tf.train.CheckpointManager(
-        parts.checkpoint, own.checkpoints, max_to_keep=tc.keep_checkpoints)
+    manager = (
+        restore_from
+        if own is run
+        else tf.train.CheckpointManager(
+            parts.checkpoint, own.checkpoints, max_to_keep=tc.keep_checkpoints
+        )
+    )
     p = parts.progress
-    state = TrainState(epoch=int(p["epoch"].numpy()),
-                       batch_in_epoch=int(p["batch_in_epoch"].numpy()),
-                       best_wer=float(p["best_wer"].numpy()),
-                       best_loss=float(p["best_loss"].numpy()),
-                       evals_since_best=int(p["evals_since_best"].numpy()),
-                       evals_since_anneal=int(p["evals_since_anneal"].numpy()))
+    state = TrainState(
+        epoch=int(p["epoch"].numpy()),
+        batch_in_epoch=int(p["batch_in_epoch"].numpy()),
+        best_wer=float(p["best_wer"].numpy()),
+        best_loss=float(p["best_loss"].numpy()),
+        evals_since_best=int(p["evals_since_best"].numpy()),
+        evals_since_anneal=int(p["evals_since_anneal"].numpy()),
+    )
     if restored:
-        logger.info(f"restored {restored}: epoch {state.epoch}, batch {state.batch_in_epoch}, "
-            f"step {int(parts.optimizer.iterations.numpy())}")
-    write_env(own, tc.seed, {"resumed_from": restored, "strategy": strategy_kind,
-                             "replicas": replicas, "batch_per_replica": tc.batch_size,
-                             "global_batch": tc.batch_size * replicas,
-                             "train_manifests": [str(x) for x in data.train_paths],
-                             "train_weights": train_weights})
+        logger.info(
+            f"restored {restored}: epoch {state.epoch}, batch {state.batch_in_epoch}, "
+            f"step {int(parts.optimizer.iterations.numpy())}"
+        )
+    write_env(
+        own,
+        tc.seed,
+        {
+            "resumed_from": restored,
+            "strategy": strategy_kind,
+            "replicas": replicas,
+            "batch_per_replica": tc.batch_size,
+            "global_batch": tc.batch_size * replicas,
+            "train_manifests": [str(x) for x in data.train_paths],
+            "train_weights": train_weights,
+        },
+    )
     global_batch = tc.batch_size * replicas
-    dev_dataset = (make_dataset(data.dev_examples, config, data.extractor, training=False,
-                                label_length=data.label_length, boundaries=data.boundaries)
-                   if data.dev_examples else None)
-    hooks = TrainingHooks(run=own, config=config, trainer=parts.trainer,
-                          optimizer=parts.optimizer, schedule=parts.schedule, manager=manager,
-                          progress=p, state=state, forward=make_forward(parts.acoustic),
-                          vocab=data.vocab, extractor=data.extractor,
-                          dev_examples=data.dev_examples, dev_dataset=dev_dataset,
-                          train_examples=data.train_examples, strategy=strategy)
+    dev_dataset = (
+        make_dataset(
+            data.dev_examples,
+            config,
+            data.extractor,
+            training=False,
+            label_length=data.label_length,
+            boundaries=data.boundaries,
+        )
+        if data.dev_examples
+        else None
+    )
+    hooks = TrainingHooks(
+        run=own,
+        config=config,
+        trainer=parts.trainer,
+        optimizer=parts.optimizer,
+        schedule=parts.schedule,
+        manager=manager,
+        progress=p,
+        state=state,
+        forward=make_forward(parts.acoustic),
+        vocab=data.vocab,
+        extractor=data.extractor,
+        dev_examples=data.dev_examples,
+        dev_dataset=dev_dataset,
+        train_examples=data.train_examples,
+        strategy=strategy,
+    )
     previous_handlers = _install_signal_handlers(hooks)
     try:
         while state.epoch < tc.epochs and not state.stop_reason:
-            dataset = make_dataset(data.train_examples, config, data.extractor, training=True,
-                                   epoch=state.epoch, cache_path=data.cache_path,
-                                   skip_batches=state.batch_in_epoch,
-                                   label_length=data.label_length, boundaries=data.boundaries,
-                                   sources=data.sources, batch_size=global_batch)
+            dataset = make_dataset(
+                data.train_examples,
+                config,
+                data.extractor,
+                training=True,
+                epoch=state.epoch,
+                cache_path=data.cache_path,
+                skip_batches=state.batch_in_epoch,
+                label_length=data.label_length,
+                boundaries=data.boundaries,
+                sources=data.sources,
+                batch_size=global_batch,
+            )
             hooks.begin_epoch()
-            parts.trainer.fit(dataset, epochs=state.epoch + 1, initial_epoch=state.epoch,
-                              callbacks=[hooks], verbose=verbose, shuffle=False)
+            parts.trainer.fit(
+                dataset,
+                epochs=state.epoch + 1,
+                initial_epoch=state.epoch,
+                callbacks=[hooks],
+                verbose=verbose,
+                shuffle=False,
+            )
             hooks.end_epoch()
         if not state.stop_reason:
             state.stop_reason = f"finished {tc.epochs} epochs"
@@ -349,10 +481,12 @@ def _restore_latest(checkpoint, manager):
 
 def _install_signal_handlers(hooks):
     """SIGINT/SIGTERM ask the hooks to checkpoint and stop after the current batch."""
+
     def handler(signum, _frame):
         if hooks.stop_requested:  # a second signal: stop now
             raise KeyboardInterrupt
         hooks.request_stop(f"stopped by {signal.Signals(signum).name}", signum)
+
     previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:

@@ -8,6 +8,7 @@ moments and its step counter unchanged; the batch's example indices are kept in
 ``last_nonfinite_index`` for the logs. The step is written for ``tf.distribute``: every
 replica computes its share of the global-batch mean.
 """
+
 from __future__ import annotations
 
 import keras
@@ -41,12 +42,12 @@ def make_optimizer(schedule, clipnorm: float, replicas: int, float16: bool):
     exists for the skipping); in float16 it is the usual dynamic loss scale. The clip norm
     is divided by the replicas because each replica hands the optimizer 1/replicas of the
     global gradient."""
-    inner = keras.optimizers.Adam(learning_rate=schedule,
-                                  global_clipnorm=(clipnorm / replicas) if clipnorm else None)
+    inner = keras.optimizers.Adam(
+        learning_rate=schedule, global_clipnorm=(clipnorm / replicas) if clipnorm else None
+    )
     if float16:
         return keras.optimizers.LossScaleOptimizer(inner)
-    return keras.optimizers.LossScaleOptimizer(inner, initial_scale=1.0,
-                                               dynamic_growth_steps=2**30)
+    return keras.optimizers.LossScaleOptimizer(inner, initial_scale=1.0, dynamic_growth_steps=2**30)
 
 
 def ctc_loss(batch, logits, blank_id: int):
@@ -54,10 +55,15 @@ def ctc_loss(batch, logits, blank_id: int):
     labels = tf.where(batch["labels"] < 0, tf.zeros_like(batch["labels"]), batch["labels"])
 
     def loss():
-        return tf.nn.ctc_loss(labels=labels, logits=tf.cast(logits, tf.float32),
-                              label_length=batch["label_lengths"],
-                              logit_length=batch["feature_lengths"],
-                              logits_time_major=False, blank_index=blank_id)
+        return tf.nn.ctc_loss(
+            labels=labels,
+            logits=tf.cast(logits, tf.float32),
+            label_length=batch["label_lengths"],
+            logit_length=batch["feature_lengths"],
+            logits_time_major=False,
+            blank_index=blank_id,
+        )
+
     # A replica's share of a short batch can be empty (one utterance over two replicas),
     # and tf.nn.ctc_loss fails on an empty batch.
     return tf.cond(tf.shape(labels)[0] > 0, loss, lambda: tf.zeros([0], tf.float32))
@@ -78,14 +84,17 @@ class CTCTrainer(BuiltBeforeFit, keras.Model):
         first = tf.VariableAggregation.ONLY_FIRST_REPLICA
         self.nonfinite_steps = tf.Variable(0, dtype=tf.int64, aggregation=first, **local)
         self.nonfinite_in_row = tf.Variable(0, dtype=tf.int64, aggregation=first, **local)
-        self.audio_seconds = tf.Variable(0.0, dtype=tf.float64,
-                                         aggregation=tf.VariableAggregation.SUM, **local)
-        self.last_nonfinite_index = tf.Variable(tf.fill([batch_size], -1), aggregation=first,
-                                                **local)
+        self.audio_seconds = tf.Variable(
+            0.0, dtype=tf.float64, aggregation=tf.VariableAggregation.SUM, **local
+        )
+        self.last_nonfinite_index = tf.Variable(
+            tf.fill([batch_size], -1), aggregation=first, **local
+        )
 
     def call(self, inputs, training=False):
-        return self.acoustic_model([inputs["features"], inputs["feature_lengths"]],
-                                   training=training)
+        return self.acoustic_model(
+            [inputs["features"], inputs["feature_lengths"]], training=training
+        )
 
     @property
     def metrics(self):
@@ -123,11 +132,15 @@ class CTCTrainer(BuiltBeforeFit, keras.Model):
         self.nonfinite_steps.assign_add(bad)
         self.nonfinite_in_row.assign((self.nonfinite_in_row + 1) * bad)
         index = batch["index"]
-        padded = tf.pad(index, [[0, tf.shape(self.last_nonfinite_index)[0] - tf.shape(index)[0]]],
-                        constant_values=-1)
+        padded = tf.pad(
+            index,
+            [[0, tf.shape(self.last_nonfinite_index)[0] - tf.shape(index)[0]]],
+            constant_values=-1,
+        )
         self.last_nonfinite_index.assign(tf.where(finite, self.last_nonfinite_index, padded))
-        self.loss_tracker.update_state(local_sum / tf.maximum(count, 1.0),
-                                       sample_weight=tf.cast(finite, tf.float32))
+        self.loss_tracker.update_state(
+            local_sum / tf.maximum(count, 1.0), sample_weight=tf.cast(finite, tf.float32)
+        )
         self.audio_seconds.assign_add(tf.reduce_sum(tf.cast(batch["audio_seconds"], tf.float64)))
         return {"loss": self._log_value(self.loss_tracker.result())}
 

@@ -6,6 +6,7 @@ segments, words, decoding options; see docs/transcription.md). ``srt`` and ``vtt
 one cue per segment; ``tsv`` one row per word (start and end in seconds, the word, its
 confidence), with a header row.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -74,8 +75,9 @@ def escape_vtt(text: str) -> str:
 def to_vtt(result) -> str:
     blocks = ["WEBVTT\n"]
     for start, end, text in _cues(result):
-        blocks.append(f"{format_timestamp(start, '.')} --> {format_timestamp(end, '.')}\n"
-                      f"{escape_vtt(text)}\n")
+        blocks.append(
+            f"{format_timestamp(start, '.')} --> {format_timestamp(end, '.')}\n{escape_vtt(text)}\n"
+        )
     return "\n".join(blocks)
 
 

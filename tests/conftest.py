@@ -1,4 +1,5 @@
 """Shared fixtures: the real speech in ../shared/data, and small runs trained once."""
+
 from __future__ import annotations
 
 import os
@@ -17,10 +18,17 @@ def run_cli(*args, timeout=300, **kwargs):
     import shutil
     import subprocess
     import sys
+
     exe = shutil.which("speech-rnn")
     command = [exe] if exe else [sys.executable, "-m", "speech_rnn.cli"]
-    return subprocess.run(command + [str(a) for a in args], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO, **kwargs)
+    return subprocess.run(
+        command + [str(a) for a in args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        **kwargs,
+    )
 
 
 def shared_data() -> Path:
@@ -33,6 +41,7 @@ def short_kathleen_clips(count: int, max_seconds: float = 2.6):
     """The first ``count`` kathleen clips shorter than ``max_seconds``, as Utterances."""
     from speech_rnn.audio import audio_duration
     from speech_rnn.manifest import Utterance
+
     out = []
     for flac in sorted((shared_data() / "kathleen").glob("*.flac")):
         duration = audio_duration(flac)
@@ -54,8 +63,13 @@ def fsdd_dir() -> Path:
     return shared_data() / "fsdd"
 
 
-TINY_TRAIN = ["model.lstm_layers=1", "model.lstm_units=16", "train.batch_size=4",
-              "train.jit_compile=false", "train.log_samples=1"]
+TINY_TRAIN = [
+    "model.lstm_layers=1",
+    "model.lstm_units=16",
+    "train.batch_size=4",
+    "train.jit_compile=false",
+    "train.log_samples=1",
+]
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +79,7 @@ def tiny_run(tmp_path_factory):
     from speech_rnn.config import Config
     from speech_rnn.manifest import write_manifest
     from speech_rnn.train import train
+
     root = tmp_path_factory.mktemp("tiny_run")
     write_manifest(short_kathleen_clips(4, max_seconds=3.0), root / "train.jsonl")
     config = Config().with_overrides(TINY_TRAIN + ["train.epochs=1"])

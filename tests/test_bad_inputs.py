@@ -1,5 +1,6 @@
 """Every bad input gets a one-line error naming the file (and line) and the problem, through
 the real loader, manifest reader, pre-flight check and CLI; nothing reaches TensorFlow."""
+
 from __future__ import annotations
 
 import json
@@ -52,15 +53,18 @@ def bad_audio(tmp_path_factory):
     return files
 
 
-@pytest.mark.parametrize("name, message", [
-    ("missing", "file not found"),
-    ("zero_bytes", "empty file"),
-    ("text_as_wav", "unreadable audio"),
-    ("truncated_wav", "truncated"),
-    ("truncated_flac", "truncated|unreadable"),
-    ("float_nan", "NaN or infinite"),
-    ("float_inf", "NaN or infinite"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("missing", "file not found"),
+        ("zero_bytes", "empty file"),
+        ("text_as_wav", "unreadable audio"),
+        ("truncated_wav", "truncated"),
+        ("truncated_flac", "truncated|unreadable"),
+        ("float_nan", "NaN or infinite"),
+        ("float_inf", "NaN or infinite"),
+    ],
+)
 def test_broken_audio_is_one_clear_error(bad_audio, name, message):
     path = bad_audio[name]
     with pytest.raises(AudioError, match=message) as info:
@@ -69,12 +73,22 @@ def test_broken_audio_is_one_clear_error(bad_audio, name, message):
     assert str(path) in text and "\n" not in text
 
 
-@pytest.mark.parametrize("subtype, rate, channels, suffix", [
-    ("PCM_U8", 16000, 1, "wav"), ("PCM_24", 16000, 1, "wav"), ("FLOAT", 16000, 1, "wav"),
-    ("DOUBLE", 16000, 1, "wav"), ("PCM_16", 44100, 2, "wav"), ("PCM_16", 8000, 1, "wav"),
-    ("VORBIS", 22050, 1, "ogg"), ("MPEG_LAYER_III", 16000, 1, "mp3"),
-])
-def test_any_format_rate_and_channel_count_loads_as_16k_mono(tmp_path, subtype, rate, channels, suffix):
+@pytest.mark.parametrize(
+    "subtype, rate, channels, suffix",
+    [
+        ("PCM_U8", 16000, 1, "wav"),
+        ("PCM_24", 16000, 1, "wav"),
+        ("FLOAT", 16000, 1, "wav"),
+        ("DOUBLE", 16000, 1, "wav"),
+        ("PCM_16", 44100, 2, "wav"),
+        ("PCM_16", 8000, 1, "wav"),
+        ("VORBIS", 22050, 1, "ogg"),
+        ("MPEG_LAYER_III", 16000, 1, "mp3"),
+    ],
+)
+def test_any_format_rate_and_channel_count_loads_as_16k_mono(
+    tmp_path, subtype, rate, channels, suffix
+):
     path = tmp_path / f"tone.{suffix}"
     try:
         soundfile.write(path, tone(1.0, rate, channels), rate, subtype=subtype)
@@ -82,13 +96,14 @@ def test_any_format_rate_and_channel_count_loads_as_16k_mono(tmp_path, subtype, 
         pytest.skip(f"libsndfile here cannot write {subtype}: {e}")
     waveform = load_audio(path, SR)
     assert waveform.dtype == np.float32 and waveform.ndim == 1
-    assert abs(len(waveform) - SR) < SR * 0.06            # 1 s (mp3 adds codec padding)
+    assert abs(len(waveform) - SR) < SR * 0.06  # 1 s (mp3 adds codec padding)
     peak = np.abs(waveform).max()
-    assert 0.4 < peak < 0.6, peak                          # same scale whatever the encoding
+    assert 0.4 < peak < 0.6, peak  # same scale whatever the encoding
 
 
 def test_silent_and_very_short_audio_transcribe_to_text_without_error(tiny_run, tmp_path):
     from speech_rnn import load_model
+
     recognizer = load_model(tiny_run)
     silent = tmp_path / "silent.wav"
     soundfile.write(silent, np.zeros(SR, np.float32), SR)
@@ -102,16 +117,19 @@ def test_silent_and_very_short_audio_transcribe_to_text_without_error(tiny_run, 
 # -- manifests ------------------------------------------------------------------------------
 def test_manifest_problems_are_reported_with_line_numbers(tmp_path):
     clip = short_kathleen_clips(1)[0]
-    good = json.dumps({"audio_filepath": clip.audio_filepath, "duration": clip.duration,
-                       "text": "ok", "id": "a"})
+    good = json.dumps(
+        {"audio_filepath": clip.audio_filepath, "duration": clip.duration, "text": "ok", "id": "a"}
+    )
     lines = [
         good,
         "{not json",
         json.dumps({"audio_filepath": clip.audio_filepath, "duration": 1.0}),
         json.dumps({"audio_filepath": clip.audio_filepath, "duration": -2.0, "text": "x"}),
         json.dumps({"audio_filepath": "/nowhere/x.wav", "duration": 1.0, "text": "x"}),
-        json.dumps({"audio_filepath": "../../../../../etc/hosts.wav", "duration": 1.0, "text": "x"}),
-        good,                                                    # duplicate id "a"
+        json.dumps(
+            {"audio_filepath": "../../../../../etc/hosts.wav", "duration": 1.0, "text": "x"}
+        ),
+        good,  # duplicate id "a"
         "[1, 2]",
     ]
     path = tmp_path / "m.jsonl"
@@ -134,14 +152,14 @@ def test_manifest_problems_are_reported_with_line_numbers(tmp_path):
 def test_csv_manifests_with_cr_line_ends_or_a_stray_cr_are_read_or_reported(tmp_path):
     clip = short_kathleen_clips(1)[0]
     header, row = "wav_filename,wav_filesize,transcript", f"{clip.audio_filepath},0,ok"
-    for ending in ("\r", "\r\n"):                   # old Mac and Windows line ends
+    for ending in ("\r", "\r\n"):  # old Mac and Windows line ends
         path = tmp_path / "m.csv"
         path.write_text(header + ending + row + ending, newline="")
         assert [u.text for u in read_manifest(path)] == ["ok"]
     path.write_text(f'{header}\n"{clip.audio_filepath}\r,0,ok\n', newline="")  # unclosed quote
     with pytest.raises(ManifestError, match=r"m.csv:3: fewer columns than the header"):
         read_manifest(path)
-    path.write_text(f"{header}\n{clip.audio_filepath},0,{'a' * 200_000}\n")   # csv.Error inside
+    path.write_text(f"{header}\n{clip.audio_filepath},0,{'a' * 200_000}\n")  # csv.Error inside
     with pytest.raises(ManifestError, match=r"m.csv:\d+: malformed CSV \(field larger"):
         read_manifest(path)
 
@@ -156,10 +174,10 @@ def test_preflight_reports_every_kind_of_bad_utterance(tmp_path, bad_audio):
     good = Utterance(clip.audio_filepath, clip.duration, "HELLO, World! It's 42 ÉTÉ.")
     utterances = [
         good,
-        Utterance(clip.audio_filepath, clip.duration, "?!"),                       # empty
-        Utterance(clip.audio_filepath, clip.duration, "naïve ☃ x" * 1),            # ok: normalized
-        Utterance(clip.audio_filepath, clip.duration, "word " * 120),              # CTC too long
-        Utterance(clip.audio_filepath, clip.duration, "zzz"),                      # OOV for vocab
+        Utterance(clip.audio_filepath, clip.duration, "?!"),  # empty
+        Utterance(clip.audio_filepath, clip.duration, "naïve ☃ x" * 1),  # ok: normalized
+        Utterance(clip.audio_filepath, clip.duration, "word " * 120),  # CTC too long
+        Utterance(clip.audio_filepath, clip.duration, "zzz"),  # OOV for vocab
         Utterance(str(long_wav), 31.0, "a long one"),
         Utterance(str(tiny_wav), 0.05, "a"),
         Utterance(str(bad_audio["truncated_wav"]), 2.0, "truncated"),
@@ -169,36 +187,62 @@ def test_preflight_reports_every_kind_of_bad_utterance(tmp_path, bad_audio):
     vocab = Vocabulary(tuple("abcdefghijklmnopqrstuvwxy' "))  # no "z"
     config = Config()
     result = check_utterances(utterances, vocab, config, decode_audio=True)
-    assert [e.text for e in result.examples] == [
-        "hello world it's forty two ete", "naive x"]
+    assert [e.text for e in result.examples] == ["hello world it's forty two ete", "naive x"]
     messages = [p.message for p in result.problems]
     assert len(messages) == 8
-    expected = ["empty transcript", "too long for its audio under CTC", "outside the vocabulary",
-                "over audio.max_duration", "under audio.min_duration", "truncated",
-                "NaN or infinite", "empty file"]
+    expected = [
+        "empty transcript",
+        "too long for its audio under CTC",
+        "outside the vocabulary",
+        "over audio.max_duration",
+        "under audio.min_duration",
+        "truncated",
+        "NaN or infinite",
+        "empty file",
+    ]
     for fragment in expected:
         assert any(fragment in m for m in messages), (fragment, messages)
     summary = result.summary("train")
     assert "2 usable utterances, 8 dropped" in summary and str(tiny_wav) in summary
     with pytest.raises(PreflightError, match="8 unusable utterance.*strict"):
-        preflight(utterances, vocab, config.with_overrides(["train.strict=true"]), "train",
-                  strict=True)
+        preflight(
+            utterances, vocab, config.with_overrides(["train.strict=true"]), "train", strict=True
+        )
 
 
 def test_train_cli_drops_bad_utterances_and_strict_stops(tmp_path, bad_audio):
     clips = short_kathleen_clips(3)
-    bad = [Utterance(str(bad_audio["truncated_flac"]), 2.0, "broken"),
-           Utterance(clips[0].audio_filepath, clips[0].duration, "")]
+    bad = [
+        Utterance(str(bad_audio["truncated_flac"]), 2.0, "broken"),
+        Utterance(clips[0].audio_filepath, clips[0].duration, ""),
+    ]
     write_manifest(clips + bad, tmp_path / "train.jsonl")
     sets = [a for item in TINY_TRAIN for a in ("--set", item)]
-    run = cli("train", "--train", tmp_path / "train.jsonl", "--out", tmp_path / "run",
-              "--epochs", 1, "--quiet", *sets)
+    run = cli(
+        "train",
+        "--train",
+        tmp_path / "train.jsonl",
+        "--out",
+        tmp_path / "run",
+        "--epochs",
+        1,
+        "--quiet",
+        *sets,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     # dropped utterances are a warning, on stderr
     assert "warning: train" in run.stderr and "3 usable utterances, 2 dropped" in run.stderr
     assert "truncated.flac" in run.stderr
-    strict = cli("train", "--train", tmp_path / "train.jsonl", "--out", tmp_path / "run2",
-                 "--strict", "--quiet", *sets)
+    strict = cli(
+        "train",
+        "--train",
+        tmp_path / "train.jsonl",
+        "--out",
+        tmp_path / "run2",
+        "--strict",
+        "--quiet",
+        *sets,
+    )
     assert strict.returncode == 2
     assert "strict" in strict.stderr and "Traceback" not in strict.stderr
     assert len(strict.stderr.strip().splitlines()) == 1
@@ -206,8 +250,14 @@ def test_train_cli_drops_bad_utterances_and_strict_stops(tmp_path, bad_audio):
 
 def test_transcribe_reports_failed_files_and_goes_on(tiny_run, bad_audio):
     clip = short_kathleen_clips(1)[0]
-    proc = cli("transcribe", "--model", tiny_run, bad_audio["text_as_wav"], clip.audio_filepath,
-               bad_audio["missing"])
+    proc = cli(
+        "transcribe",
+        "--model",
+        tiny_run,
+        bad_audio["text_as_wav"],
+        clip.audio_filepath,
+        bad_audio["missing"],
+    )
     assert proc.returncode == 1
     assert proc.stdout.startswith(clip.audio_filepath)
     assert "text.wav" in proc.stderr and "missing.wav" in proc.stderr

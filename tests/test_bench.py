@@ -1,5 +1,6 @@
 """The benchmark suite runs on tiny inputs and writes the fields it promises. Benchmarks are
 not tests: nothing here checks how fast anything is."""
+
 from __future__ import annotations
 
 import json
@@ -7,17 +8,38 @@ import json
 import pytest
 from conftest import shared_data
 
-TINY = ["--set", "model.lstm_layers=1", "--set", "model.lstm_units=16",
-        "--set", "train.batch_size=4", "--set", "train.jit_compile=false"]
+TINY = [
+    "--set",
+    "model.lstm_layers=1",
+    "--set",
+    "model.lstm_units=16",
+    "--set",
+    "train.batch_size=4",
+    "--set",
+    "train.jit_compile=false",
+]
 
 
 @pytest.fixture(scope="module")
 def quick_report(tmp_path_factory):
     from speech_rnn.cli import main
+
     root = tmp_path_factory.mktemp("bench")
     out = root / "bench.json"
-    code = main(["bench", "--quick", "--in-process", "--data", str(shared_data()),
-                 "--out", str(out), "--work-dir", str(root / "work"), *TINY])
+    code = main(
+        [
+            "bench",
+            "--quick",
+            "--in-process",
+            "--data",
+            str(shared_data()),
+            "--out",
+            str(out),
+            "--work-dir",
+            str(root / "work"),
+            *TINY,
+        ]
+    )
     assert code == 0
     return json.loads(out.read_text())
 
@@ -31,8 +53,15 @@ def test_quick_run_writes_every_section(quick_report, capsys):
     assert not [name for name, s in sections.items() if "error" in s]
 
     p = sections["pipeline"]
-    for key in ("cold_audio_s_per_s", "warm_audio_s_per_s", "librosa_audio_s_per_s",
-                "cold_vs_librosa", "warm_vs_librosa", "padding_efficiency", "threads"):
+    for key in (
+        "cold_audio_s_per_s",
+        "warm_audio_s_per_s",
+        "librosa_audio_s_per_s",
+        "cold_vs_librosa",
+        "warm_vs_librosa",
+        "padding_efficiency",
+        "threads",
+    ):
         assert p[key] is not None
     # The librosa loop computes the same features as the pipeline.
     assert p["tf_vs_librosa_features"]["median_abs_diff"] < 0.05
@@ -61,23 +90,44 @@ def test_quick_run_writes_every_section(quick_report, capsys):
     assert all(r["transcribe_s"] > 0 for r in s["transcribe"])
 
     r = sections["roofline"]
-    for key in ("train_default_fraction", "train_reference_fraction",
-                "inference_1_thread_per_file_fraction", "inference_batch_all_threads_fraction"):
+    for key in (
+        "train_default_fraction",
+        "train_reference_fraction",
+        "inference_1_thread_per_file_fraction",
+        "inference_batch_all_threads_fraction",
+    ):
         assert r[key] > 0
 
     names = {row["name"] for row in report["targets"]}
-    assert {"pipeline_cold_vs_librosa", "pipeline_warm_x_realtime", "input_bound_ratio",
-            "train_default_audio_s_per_s", "train_default_vs_reference",
-            "rtf_per_file_1_thread", "batch_x_realtime"} <= names
-    assert all(row["met"] in (True, False) for row in report["targets"]
-               if row["name"] != "pocketsphinx_vs_ours_1_thread")
+    assert {
+        "pipeline_cold_vs_librosa",
+        "pipeline_warm_x_realtime",
+        "input_bound_ratio",
+        "train_default_audio_s_per_s",
+        "train_default_vs_reference",
+        "rtf_per_file_1_thread",
+        "batch_x_realtime",
+    } <= names
+    assert all(
+        row["met"] in (True, False)
+        for row in report["targets"]
+        if row["name"] != "pocketsphinx_vs_ours_1_thread"
+    )
 
 
 def test_table_lists_the_comparisons(quick_report):
     from speech_rnn.bench.suite import format_table
+
     table = format_table(quick_report)
-    for text in ("librosa loop", "reference", "input-bound ratio", "RTF per file, 1 thread",
-                 "batch transcription", "roofline", "targets:"):
+    for text in (
+        "librosa loop",
+        "reference",
+        "input-bound ratio",
+        "RTF per file, 1 thread",
+        "batch transcription",
+        "roofline",
+        "targets:",
+    ):
         assert text in table
 
 
@@ -86,10 +136,15 @@ def test_worker_subprocess_applies_threads(tmp_path):
     from speech_rnn.bench.common import kathleen_utterances, to_dicts
     from speech_rnn.bench.launch import run_worker
     from speech_rnn.config import Config
+
     config = Config().with_overrides(["model.lstm_layers=1", "model.lstm_units=8"])
     utterances = to_dicts(kathleen_utterances(shared_data(), 3))
-    result = run_worker("make_model", {"config": config.to_dict(), "utterances": utterances,
-                                       "run_dir": str(tmp_path / "model")}, tmp_path, threads=1)
+    result = run_worker(
+        "make_model",
+        {"config": config.to_dict(), "utterances": utterances, "run_dir": str(tmp_path / "model")},
+        tmp_path,
+        threads=1,
+    )
     assert result["threads"]["intra_op"] == 1 and result["threads"]["inter_op"] == 1
     assert result["peak_rss_mb"] > 0
     assert (tmp_path / "model" / "last.keras").is_file()
@@ -98,6 +153,7 @@ def test_worker_subprocess_applies_threads(tmp_path):
 def test_flop_count_of_the_default_model():
     from speech_rnn.bench.roofline import fraction_of_limit, model_flops
     from speech_rnn.config import Config
+
     flops = model_flops(Config(), num_classes=29)
     by_layer = flops["per_window_by_layer"]
     assert by_layer["bilstm_0"] == 2 * 4 * (104 + 256) * 256 * 2
@@ -110,5 +166,6 @@ def test_flop_count_of_the_default_model():
 
 def test_bad_arguments_are_one_line_errors(capsys):
     from speech_rnn.cli import main
+
     assert main(["bench", "--only", "nonsense"]) == 2
     assert "unknown section" in capsys.readouterr().err

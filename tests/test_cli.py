@@ -1,5 +1,6 @@
 """End to end through the installed console script, in subprocesses, as a user runs it:
 prepare -> train (tiny) -> resume -> evaluate -> transcribe (files, a folder, a bad file)."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,16 @@ import pytest
 from conftest import REPO, short_kathleen_clips
 from conftest import run_cli as speech_rnn
 
-TINY = ["--set", "model.lstm_layers=1", "--set", "model.lstm_units=16",
-        "--set", "train.batch_size=4", "--no-jit-compile", "--quiet"]
+TINY = [
+    "--set",
+    "model.lstm_layers=1",
+    "--set",
+    "model.lstm_units=16",
+    "--set",
+    "train.batch_size=4",
+    "--no-jit-compile",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
@@ -30,44 +39,95 @@ def corpus(tmp_path_factory):
 
 def test_console_script_end_to_end(corpus):
     root = corpus
-    prepared = speech_rnn("prepare", root / "corpus", "--out", root / "manifests",
-                          "--split", "train=1")
+    prepared = speech_rnn(
+        "prepare", root / "corpus", "--out", root / "manifests", "--split", "train=1"
+    )
     assert prepared.returncode == 0, prepared.stderr
     manifest = root / "manifests" / "train.jsonl"
     assert len(manifest.read_text().splitlines()) == 6
 
-    trained = speech_rnn("train", "--train", manifest, "--dev", manifest, "--out",
-                         root / "runs" / "tiny", "--epochs", 2, *TINY)
+    trained = speech_rnn(
+        "train",
+        "--train",
+        manifest,
+        "--dev",
+        manifest,
+        "--out",
+        root / "runs" / "tiny",
+        "--epochs",
+        2,
+        *TINY,
+    )
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert "tensorboard --logdir" in trained.stdout and "127.0.0.1" in trained.stdout
     first = json.loads((root / "runs" / "tiny" / "metrics.json").read_text())
 
-    resumed = speech_rnn("train", "--train", manifest, "--dev", manifest, "--out",
-                         root / "runs" / "tiny", "--epochs", 3, *TINY)
+    resumed = speech_rnn(
+        "train",
+        "--train",
+        manifest,
+        "--dev",
+        manifest,
+        "--out",
+        root / "runs" / "tiny",
+        "--epochs",
+        3,
+        *TINY,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming run" in resumed.stdout
     second = json.loads((root / "runs" / "tiny" / "metrics.json").read_text())
     assert second["epochs_completed"] == 3 and second["steps"] > first["steps"]
 
-    evaluated = speech_rnn("evaluate", "--model", root / "runs" / "tiny", "--manifest", manifest,
-                           "--out", root / "report.json")
+    evaluated = speech_rnn(
+        "evaluate",
+        "--model",
+        root / "runs" / "tiny",
+        "--manifest",
+        manifest,
+        "--out",
+        root / "report.json",
+    )
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert "WER" in evaluated.stdout and "worst:" in evaluated.stdout
     report = json.loads((root / "report.json").read_text())
     assert report["utterances"] == 6 and 0.0 <= report["cer"]
     assert {"best", "median", "worst"} <= set(report)
 
-    beam = speech_rnn("evaluate", "--model", root / "runs" / "tiny", "--manifest", manifest,
-                      "--beam", 8, "--out", root / "beam.json")
+    beam = speech_rnn(
+        "evaluate",
+        "--model",
+        root / "runs" / "tiny",
+        "--manifest",
+        manifest,
+        "--beam",
+        8,
+        "--out",
+        root / "beam.json",
+    )
     assert beam.returncode == 0, beam.stderr[-3000:]
     assert json.loads((root / "beam.json").read_text())["decoding"] == "beam"
 
-    (root / "lm.txt").write_text("\n".join(json.loads(line)["text"] for line in
-                                           manifest.read_text().splitlines()))
-    built = speech_rnn("lm", "build", "--text", root / "lm.txt", "--order", 2, "--out", root / "lm.arpa")
+    (root / "lm.txt").write_text(
+        "\n".join(json.loads(line)["text"] for line in manifest.read_text().splitlines())
+    )
+    built = speech_rnn(
+        "lm", "build", "--text", root / "lm.txt", "--order", 2, "--out", root / "lm.arpa"
+    )
     assert built.returncode == 0, built.stderr[-3000:]
-    with_lm = speech_rnn("evaluate", "--model", root / "runs" / "tiny", "--manifest", manifest,
-                         "--lm", root / "lm.arpa", "--alpha", 0.5, "--out", root / "lm.json")
+    with_lm = speech_rnn(
+        "evaluate",
+        "--model",
+        root / "runs" / "tiny",
+        "--manifest",
+        manifest,
+        "--lm",
+        root / "lm.arpa",
+        "--alpha",
+        0.5,
+        "--out",
+        root / "lm.json",
+    )
     assert with_lm.returncode == 0, with_lm.stderr[-3000:]
     lm_report = json.loads((root / "lm.json").read_text())
     assert lm_report["decoding"] == "beam+lm" and lm_report["alpha"] == 0.5
@@ -75,8 +135,9 @@ def test_console_script_end_to_end(corpus):
 
     (root / "bad.wav").write_text("this is not audio")
     one = next((root / "corpus").glob("*.flac"))
-    transcribed = speech_rnn("transcribe", "--model", root / "runs" / "tiny", one,
-                             root / "bad.wav", root / "corpus")
+    transcribed = speech_rnn(
+        "transcribe", "--model", root / "runs" / "tiny", one, root / "bad.wav", root / "corpus"
+    )
     assert transcribed.returncode == 1
     lines = transcribed.stdout.strip().splitlines()
     assert len(lines) == 1 + 6 and lines[0].startswith(str(one))
@@ -84,19 +145,37 @@ def test_console_script_end_to_end(corpus):
 
 
 def test_errors_are_one_line_without_traceback(tmp_path):
-    missing = speech_rnn("evaluate", "--model", tmp_path / "nothing", "--manifest", tmp_path / "m.jsonl")
+    missing = speech_rnn(
+        "evaluate", "--model", tmp_path / "nothing", "--manifest", tmp_path / "m.jsonl"
+    )
     assert missing.returncode == 2
     assert "run folder not found" in missing.stderr and "Traceback" not in missing.stderr
-    bad_set = speech_rnn("train", "--train", tmp_path / "m.jsonl", "--out", tmp_path / "r",
-                         "--set", "train.bach_size=3")
+    bad_set = speech_rnn(
+        "train",
+        "--train",
+        tmp_path / "m.jsonl",
+        "--out",
+        tmp_path / "r",
+        "--set",
+        "train.bach_size=3",
+    )
     assert bad_set.returncode == 2 and "valid keys" in bad_set.stderr
 
 
 def test_scripts_are_thin_wrappers():
     """Each script is the same command: its --help is the subcommand's, exit 0."""
-    for name, flag in (("train", "--train"), ("transcribe", "--model"), ("evaluate", "--manifest"),
-                       ("prepare", "--layout"), ("bench", "--only")):
-        proc = subprocess.run([sys.executable, str(REPO / "scripts" / f"{name}.py"), "--help"],
-                              capture_output=True, text=True, timeout=60)
+    for name, flag in (
+        ("train", "--train"),
+        ("transcribe", "--model"),
+        ("evaluate", "--manifest"),
+        ("prepare", "--layout"),
+        ("bench", "--only"),
+    ):
+        proc = subprocess.run(
+            [sys.executable, str(REPO / "scripts" / f"{name}.py"), "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert proc.returncode == 0, (name, proc.stderr)
         assert proc.stdout.startswith(f"usage: speech-rnn {name}") and flag in proc.stdout, name

@@ -7,12 +7,14 @@ from speech_rnn.errors import ConfigError
 
 
 def test_round_trip_json_and_yaml(tmp_path):
-    config = Config().with_overrides(["train.batch_size=8", "features.stride=2",
-                                      "specaugment.enabled=false"])
+    config = Config().with_overrides(
+        ["train.batch_size=8", "features.stride=2", "specaugment.enabled=false"]
+    )
     config.save(tmp_path / "c.json")
     assert Config.load(tmp_path / "c.json") == config
-    (tmp_path / "c.yaml").write_text("train:\n  batch_size: 8\nfeatures:\n  stride: 2\n"
-                                     "specaugment:\n  enabled: false\n")
+    (tmp_path / "c.yaml").write_text(
+        "train:\n  batch_size: 8\nfeatures:\n  stride: 2\nspecaugment:\n  enabled: false\n"
+    )
     assert Config.load(tmp_path / "c.yaml") == config
 
 

@@ -1,5 +1,6 @@
 """``speech-rnn demo`` end to end through the console script, on a tiny budget: it builds the
 synthetic corpus, trains, scores the held-out split and transcribes samples."""
+
 from __future__ import annotations
 
 import re
@@ -12,10 +13,27 @@ pytest.importorskip("espeakng_loader")
 
 def test_demo_end_to_end_on_a_tiny_budget(tmp_path):
     corpus, run = tmp_path / "corpus", tmp_path / "run"
-    proc = speech_rnn("demo", "--hours", 0.02, "--minutes", 0.3, "--corpus", corpus,
-                      "--out", run, "--set", "model.lstm_units=16", "--set",
-                      "model.lstm_layers=1", "--set", "train.jit_compile=false", "--quiet",
-                      "--samples", 2, timeout=240)
+    proc = speech_rnn(
+        "demo",
+        "--hours",
+        0.02,
+        "--minutes",
+        0.3,
+        "--corpus",
+        corpus,
+        "--out",
+        run,
+        "--set",
+        "model.lstm_units=16",
+        "--set",
+        "model.lstm_layers=1",
+        "--set",
+        "train.jit_compile=false",
+        "--quiet",
+        "--samples",
+        2,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "Traceback" not in proc.stderr

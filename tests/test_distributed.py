@@ -1,6 +1,7 @@
 """tf.distribute on one machine: MirroredStrategy over two logical CPUs, and
 MultiWorkerMirroredStrategy with two worker processes on localhost, against single-device
 training with the same global batch on a small deterministic configuration."""
+
 from __future__ import annotations
 
 import json
@@ -19,10 +20,20 @@ from conftest import REPO, short_kathleen_clips
 
 from speech_rnn.manifest import write_manifest
 
-DETERMINISTIC = ["model.lstm_layers=1", "model.lstm_units=16", "model.dropout=0",
-                 "model.input_dropout=0", "specaugment.enabled=false", "train.jit_compile=false",
-                 "train.deterministic=true", "train.epochs=3", "train.log_samples=0",
-                 "train.warmup_steps=2", "train.clipnorm=1.0", "train.checkpoint_every_steps=1"]
+DETERMINISTIC = [
+    "model.lstm_layers=1",
+    "model.lstm_units=16",
+    "model.dropout=0",
+    "model.input_dropout=0",
+    "specaugment.enabled=false",
+    "train.jit_compile=false",
+    "train.deterministic=true",
+    "train.epochs=3",
+    "train.log_samples=0",
+    "train.warmup_steps=2",
+    "train.clipnorm=1.0",
+    "train.checkpoint_every_steps=1",
+]
 # Float tolerance between a run on one device and the same global batch split across
 # replicas: the only difference is the order in which gradients are summed.
 REL_TOL = 1e-4
@@ -38,8 +49,17 @@ def cli_command(manifest, run, extra):
     exe = shutil.which("speech-rnn")
     head = [exe] if exe else [sys.executable, "-m", "speech_rnn.cli"]
     sets = [a for item in DETERMINISTIC + extra for a in ("--set", item)]
-    return head + ["train", "--train", str(manifest), "--dev", str(manifest), "--out", str(run),
-                   "--quiet", *sets]
+    return head + [
+        "train",
+        "--train",
+        str(manifest),
+        "--dev",
+        str(manifest),
+        "--out",
+        str(run),
+        "--quiet",
+        *sets,
+    ]
 
 
 def history(run):
@@ -61,8 +81,13 @@ def manifest(tmp_path_factory):
 def single_device_run(manifest):
     """The reference: one device, global batch 4."""
     run = manifest.parent / "single"
-    proc = subprocess.run(cli_command(manifest, run, ["train.strategy=default", "train.batch_size=4"]),
-                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    proc = subprocess.run(
+        cli_command(manifest, run, ["train.strategy=default", "train.batch_size=4"]),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return run
 
@@ -84,7 +109,8 @@ def test_mirrored_on_two_logical_cpus_matches_one_device(manifest, single_device
         sys.exit(main(sys.argv[1:]))
     """)
     command = [sys.executable, "-c", script] + cli_command(
-        manifest, run, ["train.strategy=mirrored", "train.batch_size=2"])[1:]
+        manifest, run, ["train.strategy=mirrored", "train.batch_size=2"]
+    )[1:]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "mirrored strategy, 2 replica(s), batch 2 per replica = 4 global" in proc.stdout
@@ -97,13 +123,24 @@ def start_workers(manifest, run, tmp_root, ports):
     cluster = [f"127.0.0.1:{p}" for p in ports]
     procs = []
     for index in range(2):
-        env = dict(os.environ, TMPDIR=str(tmp_root / f"tmp{index}"),
-                   TF_CONFIG=json.dumps({"cluster": {"worker": cluster},
-                                         "task": {"type": "worker", "index": index}}))
+        env = dict(
+            os.environ,
+            TMPDIR=str(tmp_root / f"tmp{index}"),
+            TF_CONFIG=json.dumps(
+                {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}
+            ),
+        )
         (tmp_root / f"tmp{index}").mkdir(exist_ok=True)
-        procs.append(subprocess.Popen(
-            cli_command(manifest, run, ["train.strategy=auto", "train.batch_size=2"]),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env))
+        procs.append(
+            subprocess.Popen(
+                cli_command(manifest, run, ["train.strategy=auto", "train.batch_size=2"]),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=REPO,
+                env=env,
+            )
+        )
     return procs
 
 
@@ -115,14 +152,15 @@ def finish(procs, timeout=600):
 
 
 def test_two_workers_agree_write_only_from_the_chief_and_match_one_device(
-        manifest, single_device_run, tmp_path):
+    manifest, single_device_run, tmp_path
+):
     run = tmp_path / "run"
     outs = finish(start_workers(manifest, run, tmp_path, [free_port(), free_port()]))
     assert "multiworker strategy, 2 replica(s), batch 2 per replica = 4 global" in outs[0]
     assert "this worker is not the chief" in outs[1]
     digests = {final_line(out, "final weights sha256") for out in outs}
-    assert len(digests) == 1                                 # bit-identical on both workers
-    assert not any((tmp_path / "tmp1").iterdir())            # the worker cleaned up
+    assert len(digests) == 1  # bit-identical on both workers
+    assert not any((tmp_path / "tmp1").iterdir())  # the worker cleaned up
     assert not any((tmp_path / "tmp0").iterdir())
     env = json.loads((run / "env.json").read_text())
     assert (env["strategy"], env["replicas"]) == ("multiworker", 2)
@@ -135,16 +173,24 @@ def test_killed_worker_then_restart_resumes_from_the_backup(manifest, single_dev
     procs = start_workers(manifest, run, tmp_path, [free_port(), free_port()])
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        done = sorted(int(p.name.split("-")[1].split(".")[0])
-                      for p in (run / "checkpoints").glob("ckpt-*.index")) if (run / "checkpoints").is_dir() else []
+        done = (
+            sorted(
+                int(p.name.split("-")[1].split(".")[0])
+                for p in (run / "checkpoints").glob("ckpt-*.index")
+            )
+            if (run / "checkpoints").is_dir()
+            else []
+        )
         if done and done[-1] >= 2:
             break
         time.sleep(0.05)
-    procs[1].send_signal(signal.SIGKILL)            # a worker dies ...
+    procs[1].send_signal(signal.SIGKILL)  # a worker dies ...
     procs[1].wait()
-    procs[0].send_signal(signal.SIGKILL)            # ... the chief, stuck in an all-reduce,
-    procs[0].wait()                                 # is stopped by the scheduler
-    backup = max(int(p.name.split("-")[1].split(".")[0]) for p in (run / "checkpoints").glob("ckpt-*.index"))
+    procs[0].send_signal(signal.SIGKILL)  # ... the chief, stuck in an all-reduce,
+    procs[0].wait()  # is stopped by the scheduler
+    backup = max(
+        int(p.name.split("-")[1].split(".")[0]) for p in (run / "checkpoints").glob("ckpt-*.index")
+    )
     assert backup < total
     outs = finish(start_workers(manifest, run, tmp_path, [free_port(), free_port()]))
     for out in outs:
@@ -158,8 +204,12 @@ def test_ctc_loss_of_an_empty_replica_share_is_empty_not_an_error():
     import tensorflow as tf
 
     from speech_rnn.trainer import ctc_loss
-    batch = {"labels": tf.zeros([0, 4], tf.int32), "label_lengths": tf.zeros([0], tf.int32),
-             "feature_lengths": tf.zeros([0], tf.int32)}
+
+    batch = {
+        "labels": tf.zeros([0, 4], tf.int32),
+        "label_lengths": tf.zeros([0], tf.int32),
+        "feature_lengths": tf.zeros([0], tf.int32),
+    }
     logits = tf.zeros([0, 6, 3])
     spec = {k: tf.TensorSpec([None] + v.shape[1:], v.dtype) for k, v in batch.items()}
 

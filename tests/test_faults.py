@@ -1,5 +1,6 @@
 """Faults: kill -9 and resume to the same weights, SIGTERM/SIGINT, a corrupt latest
 checkpoint, a full disk while saving, non-finite losses, and tampered run folders."""
+
 from __future__ import annotations
 
 import errno
@@ -22,24 +23,44 @@ from speech_rnn.manifest import write_manifest
 
 # Small and deterministic: dropout on (so the RNG state must survive the resume), SpecAugment
 # on (seeded per epoch and example), one checkpoint per step.
-RESUMABLE = ["model.lstm_layers=1", "model.lstm_units=16", "model.dropout=0.2",
-             "train.batch_size=2", "train.jit_compile=false", "train.deterministic=true",
-             "train.checkpoint_every_steps=1", "train.epochs=3", "train.log_samples=1",
-             "train.warmup_steps=5"]
+RESUMABLE = [
+    "model.lstm_layers=1",
+    "model.lstm_units=16",
+    "model.dropout=0.2",
+    "train.batch_size=2",
+    "train.jit_compile=false",
+    "train.deterministic=true",
+    "train.checkpoint_every_steps=1",
+    "train.epochs=3",
+    "train.log_samples=1",
+    "train.warmup_steps=5",
+]
 
 
 def train_command(manifest, run):
     sets = [a for item in RESUMABLE for a in ("--set", item)]
     exe = shutil.which("speech-rnn")
     head = [exe] if exe else [sys.executable, "-m", "speech_rnn.cli"]
-    return head + ["train", "--train", str(manifest), "--dev", str(manifest), "--out", str(run),
-                   "--quiet", *sets]
+    return head + [
+        "train",
+        "--train",
+        str(manifest),
+        "--dev",
+        str(manifest),
+        "--out",
+        str(run),
+        "--quiet",
+        *sets,
+    ]
 
 
 def final_weights(run):
     from speech_rnn.runfolder import load_keras_safe
-    return [w.numpy() if hasattr(w, "numpy") else np.asarray(w)
-            for w in load_keras_safe(Path(run) / "last.keras").weights]
+
+    return [
+        w.numpy() if hasattr(w, "numpy") else np.asarray(w)
+        for w in load_keras_safe(Path(run) / "last.keras").weights
+    ]
 
 
 def checkpoint_steps(run):
@@ -57,21 +78,24 @@ def clips_manifest(tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference_run(clips_manifest):
     run = clips_manifest.parent / "reference"
-    proc = subprocess.run(train_command(clips_manifest, run), capture_output=True, text=True,
-                          timeout=600, cwd=REPO)
+    proc = subprocess.run(
+        train_command(clips_manifest, run), capture_output=True, text=True, timeout=600, cwd=REPO
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return run
 
 
 def test_kill_9_then_the_same_command_resumes_to_the_same_weights(clips_manifest, reference_run):
     total = json.loads((reference_run / "metrics.json").read_text())["steps"]
-    kill_after = random.Random().randint(2, total - 2)   # a random point, reported on failure
+    kill_after = random.Random().randint(2, total - 2)  # a random point, reported on failure
     run = clips_manifest.parent / "killed"
     command = train_command(clips_manifest, run)
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
-        if run.joinpath("checkpoints").is_dir() and any(s >= kill_after for s in checkpoint_steps(run)):
+        if run.joinpath("checkpoints").is_dir() and any(
+            s >= kill_after for s in checkpoint_steps(run)
+        ):
             break
         time.sleep(0.05)
     assert proc.poll() is None, "training finished before it could be killed"
@@ -80,13 +104,16 @@ def test_kill_9_then_the_same_command_resumes_to_the_same_weights(clips_manifest
     killed_at = max(checkpoint_steps(run))
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "restored" in resumed.stdout and f"step {killed_at}" in resumed.stdout, \
-        (kill_after, resumed.stdout[-2000:])
+    assert "restored" in resumed.stdout and f"step {killed_at}" in resumed.stdout, (
+        kill_after,
+        resumed.stdout[-2000:],
+    )
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["steps"] == total
     for got, want in zip(final_weights(run), final_weights(reference_run)):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6,
-                                   err_msg=f"killed after step {killed_at}")
+        np.testing.assert_allclose(
+            got, want, rtol=1e-5, atol=1e-6, err_msg=f"killed after step {killed_at}"
+        )
     # The dev history continues where it stopped: one evaluation per epoch, no repeats.
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2, 3]
@@ -96,8 +123,9 @@ def test_kill_9_then_the_same_command_resumes_to_the_same_weights(clips_manifest
 def test_sigterm_and_sigint_checkpoint_and_exit_cleanly(clips_manifest, signum, tmp_path):
     run = tmp_path / "run"
     command = train_command(clips_manifest, run)
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=REPO)
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not (run / "checkpoints").is_dir():
         time.sleep(0.05)
@@ -109,21 +137,22 @@ def test_sigterm_and_sigint_checkpoint_and_exit_cleanly(clips_manifest, signum, 
     assert f"stopped by {name}" in err and "run the same command to resume" in err
     assert "Traceback" not in err
     step = json.loads((run / "metrics.json").read_text())["steps"]
-    assert step in checkpoint_steps(run)                       # checkpoint at the stop
+    assert step in checkpoint_steps(run)  # checkpoint at the stop
     assert list((run / "tensorboard" / "train").glob("events.out.tfevents.*"))
 
 
 def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(reference_run, tmp_path, capsys):
     from speech_rnn.log import configure_console
     from speech_rnn.train import train
+
     run = tmp_path / "run"
     shutil.copytree(reference_run, run)
     steps = checkpoint_steps(run)
     latest = run / "checkpoints" / f"ckpt-{steps[-1]}.data-00000-of-00001"
-    latest.write_bytes(latest.read_bytes()[:100])               # truncated
+    latest.write_bytes(latest.read_bytes()[:100])  # truncated
     config = Config.load(run / "config.json").with_overrides(["train.epochs=4"])
     manifest = reference_run.parent / "clips.jsonl"
-    configure_console()          # the library logs; print its lines as the CLI does
+    configure_console()  # the library logs; print its lines as the CLI does
     metrics = train(manifest, manifest, run, config, verbose=0)
     captured = capsys.readouterr()
     out = captured.out + captured.err
@@ -132,18 +161,22 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(reference_run,
     assert metrics["epochs_completed"] == 4
 
 
-def test_full_disk_while_saving_is_a_clear_error_and_keeps_the_previous_model(reference_run, tmp_path, monkeypatch):
+def test_full_disk_while_saving_is_a_clear_error_and_keeps_the_previous_model(
+    reference_run, tmp_path, monkeypatch
+):
     import keras
 
     from speech_rnn.runfolder import SaveError, load_keras_safe, save_keras_atomic
+
     run = tmp_path / "run"
     shutil.copytree(reference_run, run)
     model = load_keras_safe(run / "best.keras")
     before = (run / "best.keras").read_bytes()
 
     def full_disk(self, path, *args, **kwargs):
-        Path(path).write_bytes(b"partial")                     # half-written, then ENOSPC
+        Path(path).write_bytes(b"partial")  # half-written, then ENOSPC
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
     monkeypatch.setattr(keras.Model, "save", full_disk)
     with pytest.raises(SaveError, match="No space left on device.*previous model is intact"):
         save_keras_atomic(model, run / "best.keras")
@@ -153,11 +186,20 @@ def test_full_disk_while_saving_is_a_clear_error_and_keeps_the_previous_model(re
 
 def test_non_finite_losses_skip_updates_log_files_and_stop(clips_manifest, tmp_path):
     from speech_rnn.train import train
+
     # A learning rate this large makes the weights blow up within a few steps; every later
     # loss is non-finite, and those updates must be skipped rather than applied.
-    config = Config().with_overrides(TINY_TRAIN + [
-        "train.learning_rate=1e38", "train.warmup_steps=1", "train.clipnorm=0",
-        "train.max_nonfinite_in_row=3", "train.epochs=50", "train.batch_size=2"])
+    config = Config().with_overrides(
+        TINY_TRAIN
+        + [
+            "train.learning_rate=1e38",
+            "train.warmup_steps=1",
+            "train.clipnorm=0",
+            "train.max_nonfinite_in_row=3",
+            "train.epochs=50",
+            "train.batch_size=2",
+        ]
+    )
     metrics = train(clips_manifest, None, tmp_path / "run", config, verbose=0)
     assert metrics["failed"] and "non-finite losses in a row" in metrics["stop_reason"]
     assert metrics["nonfinite_steps"] >= 3
@@ -165,7 +207,7 @@ def test_non_finite_losses_skip_updates_log_files_and_stop(clips_manifest, tmp_p
     assert len(log) == metrics["nonfinite_steps"]
     assert all(".flac" in line for line in log)
     weights = final_weights(tmp_path / "run")
-    assert all(np.isfinite(w).all() for w in weights)           # never applied
+    assert all(np.isfinite(w).all() for w in weights)  # never applied
 
 
 # -- safety -----------------------------------------------------------------------------------
@@ -174,6 +216,7 @@ def test_tampered_model_file_never_executes_code(tiny_run, tmp_path):
 
     from speech_rnn import load_model
     from speech_rnn.errors import RunFolderError
+
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     marker = tmp_path / "pwned"
@@ -190,11 +233,13 @@ def test_tampered_model_file_never_executes_code(tiny_run, tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("damage", ["garbage_model", "config_unknown_key", "vocab_garbage",
-                                    "stats_wrong_size"])
+@pytest.mark.parametrize(
+    "damage", ["garbage_model", "config_unknown_key", "vocab_garbage", "stats_wrong_size"]
+)
 def test_damaged_run_folders_fail_with_one_clear_error(tiny_run, tmp_path, damage):
     from speech_rnn import load_model
     from speech_rnn.errors import SpeechRnnError
+
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     if damage == "garbage_model":

@@ -1,5 +1,6 @@
 """Features: frame and window arithmetic, stacking, masking, MFCC against a reference
 computed with numpy/scipy/librosa, and resampling of 8 kHz audio."""
+
 import numpy as np
 import pytest
 import scipy.fft
@@ -34,11 +35,11 @@ def test_window_count_formula_matches_the_graph(samples, stack, stride):
 def test_stacking_lays_consecutive_frames_side_by_side():
     config = FeatureConfig(stack=4, stride=3, num_mfcc=2, num_mel_bins=4)
     extractor = FeatureExtractor(config, 16000)
-    frames = tf.reshape(tf.range(14, dtype=tf.float32), [7, 2])   # 7 frames of dim 2
+    frames = tf.reshape(tf.range(14, dtype=tf.float32), [7, 2])  # 7 frames of dim 2
     stacked = extractor.stack(frames).numpy()
-    assert stacked.shape == (3, 8)                                   # ceil(7 / 3) windows
-    np.testing.assert_array_equal(stacked[0], np.arange(0, 8))      # frames 0..3
-    np.testing.assert_array_equal(stacked[1], np.arange(6, 14))     # frames 3..6
+    assert stacked.shape == (3, 8)  # ceil(7 / 3) windows
+    np.testing.assert_array_equal(stacked[0], np.arange(0, 8))  # frames 0..3
+    np.testing.assert_array_equal(stacked[1], np.arange(6, 14))  # frames 3..6
     np.testing.assert_array_equal(stacked[2], [12, 13, 0, 0, 0, 0, 0, 0])  # frame 6 + zeros
 
 
@@ -54,16 +55,26 @@ def reference_log_mel_and_mfcc(waveform, config: FeatureConfig, sample_rate=1600
     """The same features with numpy framing, scipy's Hann window and DCT, librosa's HTK mel
     filterbank: an independent implementation of the definition."""
     import librosa
+
     length, step = 400, 160
     count = -(-len(waveform) // step)
     padded = np.concatenate([waveform, np.zeros(length, np.float32)])
-    frames = np.stack([padded[i * step:i * step + length] for i in range(count)])
+    frames = np.stack([padded[i * step : i * step + length] for i in range(count)])
     window = scipy.signal.get_window("hann", length, fftbins=True)
     power = np.abs(np.fft.rfft(frames * window, n=config.fft_length)) ** 2
-    mel = librosa.filters.mel(sr=sample_rate, n_fft=config.fft_length, n_mels=config.num_mel_bins,
-                              fmin=config.lower_hz, fmax=config.upper_hz, htk=True, norm=None)
+    mel = librosa.filters.mel(
+        sr=sample_rate,
+        n_fft=config.fft_length,
+        n_mels=config.num_mel_bins,
+        fmin=config.lower_hz,
+        fmax=config.upper_hz,
+        htk=True,
+        norm=None,
+    )
     log_mel = np.log(power @ mel.T + 1e-6)
-    mfcc = scipy.fft.dct(log_mel, type=2, axis=-1)[:, :config.num_mfcc] / np.sqrt(2 * config.num_mel_bins)
+    mfcc = scipy.fft.dct(log_mel, type=2, axis=-1)[:, : config.num_mfcc] / np.sqrt(
+        2 * config.num_mel_bins
+    )
     return log_mel, mfcc
 
 
@@ -83,13 +94,14 @@ def test_mfcc_agrees_with_a_reference_implementation(kathleen_dir):
 
 def test_8khz_clip_is_resampled_to_16khz(fsdd_dir):
     import soundfile
+
     path = fsdd_dir / "7_jackson_0.wav"
     native, rate = soundfile.read(path, dtype="float32")
     assert rate == 8000
     waveform = load_audio(path, 16000)
     assert abs(len(waveform) - 2 * len(native)) <= 1
     # Same content: the 16 kHz signal decimated back matches the original closely ...
-    back = waveform[::2][:len(native)]
+    back = waveform[::2][: len(native)]
     assert np.corrcoef(back, native)[0, 1] > 0.99
     # ... and a real (band-limited) resampler puts no energy above the old Nyquist.
     spectrum = np.abs(np.fft.rfft(waveform)) ** 2
@@ -99,12 +111,17 @@ def test_8khz_clip_is_resampled_to_16khz(fsdd_dir):
 
 def test_spec_augment_masks_bands_and_spans_reproducibly():
     log_mel = tf.random.stateless_normal([200, 40], seed=[1, 2])
-    config = SpecAugmentConfig(freq_masks=1, freq_mask_width=8, time_masks=1, time_mask_width=30,
-                               time_mask_max_fraction=0.2)
+    config = SpecAugmentConfig(
+        freq_masks=1,
+        freq_mask_width=8,
+        time_masks=1,
+        time_mask_width=30,
+        time_mask_max_fraction=0.2,
+    )
     a = spec_augment(log_mel, config, tf.constant([3, 4]))
     b = spec_augment(log_mel, config, tf.constant([3, 4]))
     np.testing.assert_array_equal(a.numpy(), b.numpy())
-    changed = (a.numpy() != log_mel.numpy())
+    changed = a.numpy() != log_mel.numpy()
     cols = changed.all(axis=0).sum()
     rows = changed.all(axis=1).sum()
     assert 0 <= cols <= 8 and 0 <= rows <= 30
@@ -115,12 +132,13 @@ def test_spec_augment_masks_bands_and_spans_reproducibly():
 
 def test_padded_windows_do_not_change_the_model_output():
     from speech_rnn.model import build_model
+
     model = build_model(ModelConfig(lstm_layers=2, lstm_units=8), 6, 5)
     rng = np.random.default_rng(0)
     features = rng.normal(size=(2, 9, 6)).astype(np.float32)
     lengths = np.array([9, 4], np.int32)
     out = model([features, lengths]).numpy()
-    features[1, 4:] = 1e3                      # garbage in the padding
+    features[1, 4:] = 1e3  # garbage in the padding
     out_padded = model([features, lengths]).numpy()
     np.testing.assert_allclose(out[1, :4], out_padded[1, :4], atol=1e-5)
     alone = model([features[1:, :4], lengths[1:]]).numpy()

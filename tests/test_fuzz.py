@@ -1,5 +1,6 @@
 """Bounded fuzzing: random and mutated bytes fed to the audio loader and the manifest reader
 raise nothing but the project's documented error types."""
+
 from __future__ import annotations
 
 import io
@@ -15,8 +16,11 @@ from speech_rnn.audio import audio_duration, load_audio
 from speech_rnn.errors import AudioError, ManifestError, SpeechRnnError
 from speech_rnn.manifest import read_manifest
 
-FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 150)), deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", 150)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 
 def _valid(fmt: str, subtype: str) -> bytes:
@@ -26,8 +30,11 @@ def _valid(fmt: str, subtype: str) -> bytes:
     return buffer.getvalue()
 
 
-SEEDS = {"wav": _valid("WAV", "PCM_16"), "flac": _valid("FLAC", "PCM_16"),
-         "ogg": _valid("OGG", "VORBIS")}
+SEEDS = {
+    "wav": _valid("WAV", "PCM_16"),
+    "flac": _valid("FLAC", "PCM_16"),
+    "ogg": _valid("OGG", "VORBIS"),
+}
 
 
 def mutate(data: bytes, edits) -> bytes:
@@ -39,17 +46,20 @@ def mutate(data: bytes, edits) -> bytes:
         if kind == 0:
             out[i] = value
         elif kind == 1:
-            del out[i:i + value % 64]
+            del out[i : i + value % 64]
         else:
             out[i:i] = bytes([value]) * (value % 16 + 1)
     return bytes(out)
 
 
 @FUZZ
-@given(kind=st.sampled_from(sorted(SEEDS)),
-       edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255), st.integers(0, 2)),
-                      max_size=12),
-       truncate=st.one_of(st.none(), st.integers(0, 4000)))
+@given(
+    kind=st.sampled_from(sorted(SEEDS)),
+    edits=st.lists(
+        st.tuples(st.integers(0, 10**6), st.integers(0, 255), st.integers(0, 2)), max_size=12
+    ),
+    truncate=st.one_of(st.none(), st.integers(0, 4000)),
+)
 def test_mutated_audio_raises_only_audio_errors(tmp_path_factory, kind, edits, truncate):
     data = mutate(SEEDS[kind], edits)
     if truncate is not None:
@@ -81,14 +91,29 @@ ROW = {"audio_filepath": "a.wav", "duration": 1.5, "text": "hello", "id": "x"}
 
 
 @FUZZ
-@given(lines=st.lists(st.one_of(
-    st.text(max_size=80),
-    st.dictionaries(st.sampled_from(["audio_filepath", "duration", "text", "id", "speaker"]),
-                    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(),
-                              st.text(max_size=10), st.lists(st.integers(), max_size=2)),
-                    max_size=5).map(json.dumps),
-    st.just(json.dumps(ROW))), max_size=8),
-    raw=st.binary(max_size=64), suffix=st.sampled_from([".jsonl", ".csv"]))
+@given(
+    lines=st.lists(
+        st.one_of(
+            st.text(max_size=80),
+            st.dictionaries(
+                st.sampled_from(["audio_filepath", "duration", "text", "id", "speaker"]),
+                st.one_of(
+                    st.none(),
+                    st.booleans(),
+                    st.integers(),
+                    st.floats(),
+                    st.text(max_size=10),
+                    st.lists(st.integers(), max_size=2),
+                ),
+                max_size=5,
+            ).map(json.dumps),
+            st.just(json.dumps(ROW)),
+        ),
+        max_size=8,
+    ),
+    raw=st.binary(max_size=64),
+    suffix=st.sampled_from([".jsonl", ".csv"]),
+)
 def test_fuzzed_manifests_raise_only_manifest_errors(tmp_path_factory, lines, raw, suffix):
     folder = tmp_path_factory.mktemp("fuzz")
     (folder / "a.wav").write_bytes(SEEDS["wav"])

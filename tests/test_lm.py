@@ -1,6 +1,7 @@
 """Word n-gram LMs: Kneser-Ney counting and smoothing checked by hand and by normalization,
 the ARPA round trip, CTC prefix beam search against brute force, and a decode the LM
 provably changes."""
+
 from __future__ import annotations
 
 import itertools
@@ -42,8 +43,10 @@ def zipf_corpus(count=400, seed=0):
     syllables = ["ka", "lo", "mi", "ne", "ru", "ti", "so", "pa"]
     vocab = [a + b for a in syllables for b in syllables]
     p = 1 / np.arange(1, len(vocab) + 1)
-    return [[vocab[i] for i in rng.choice(len(vocab), rng.integers(2, 9), p=p / p.sum())]
-            for _ in range(count)]
+    return [
+        [vocab[i] for i in rng.choice(len(vocab), rng.integers(2, 9), p=p / p.sum())]
+        for _ in range(count)
+    ]
 
 
 def all_contexts(model, order):
@@ -69,14 +72,15 @@ def test_hand_computed_interpolated_kneser_ney(tmp_path):
 
     def p(w, *h):
         return 10 ** lm.log10_prob(w, h)
+
     assert p("a") == pytest.approx(4.5 / 35, rel=1e-6)
     assert p("b") == pytest.approx(9.5 / 35, rel=1e-6)
     assert p(UNK) == pytest.approx(2 / 35, rel=1e-6)
-    assert p("zebra") == pytest.approx(2 / 35, rel=1e-6)             # unknown -> <unk>
+    assert p("zebra") == pytest.approx(2 / 35, rel=1e-6)  # unknown -> <unk>
     assert p("b", "a") == pytest.approx(0.25 + 0.5 * 9.5 / 35, rel=1e-6)
-    assert p("a", "a") == pytest.approx(0.5 * 4.5 / 35, rel=1e-6)    # backs off: gamma(a)
+    assert p("a", "a") == pytest.approx(0.5 * 4.5 / 35, rel=1e-6)  # backs off: gamma(a)
     assert p("a", BOS) == pytest.approx(0.5 + (1 / 3) * 4.5 / 35, rel=1e-6)
-    assert p("c", "zebra") == pytest.approx(p("c"), rel=1e-6)          # unseen context
+    assert p("c", "zebra") == pytest.approx(p("c"), rel=1e-6)  # unseen context
     model = read_arpa(tmp_path / "tiny.arpa")
     assert model[("a",)][1] == pytest.approx(math.log10(0.5), abs=1e-6)
     assert model[(BOS,)] == (-99.0, pytest.approx(math.log10(1 / 3), abs=1e-6))
@@ -86,9 +90,9 @@ def test_hand_computed_interpolated_kneser_ney(tmp_path):
 def test_continuation_counts():
     counts = adjusted_counts([["a", "b"], ["a", "c"], ["b", "c"]], order=3)
     assert counts[0] == {("a",): 1, ("b",): 2, ("c",): 2, (EOS,): 2}
-    assert counts[1][(BOS, "a")] == 2              # starts with <s>: raw count
-    assert counts[1][("a", "b")] == 1              # continuation count
-    assert counts[2][(BOS, "a", "b")] == 1         # highest order: raw counts
+    assert counts[1][(BOS, "a")] == 2  # starts with <s>: raw count
+    assert counts[1][("a", "b")] == 1  # continuation count
+    assert counts[2][(BOS, "a", "b")] == 1  # highest order: raw counts
 
 
 def test_modified_discounts_from_count_of_counts():
@@ -101,7 +105,7 @@ def test_modified_discounts_from_count_of_counts():
 @pytest.mark.parametrize("order", [1, 2, 3, 4])
 def test_every_context_sums_to_one(tmp_path, order):
     sentences = zipf_corpus()
-    if order > 1:   # the corpus is rich enough for estimated (not fallback) discounts
+    if order > 1:  # the corpus is rich enough for estimated (not fallback) discounts
         counts = adjusted_counts(sentences, order)
         for n in range(2, order + 1):
             coc = {k: sum(1 for c in counts[n - 1].values() if c == k) for k in (1, 2, 3, 4)}
@@ -111,7 +115,7 @@ def test_every_context_sums_to_one(tmp_path, order):
     lm = NgramLM.load(tmp_path / "lm.arpa")
     contexts = all_contexts(model, order)
     assert len(contexts) > (0 if order == 1 else 50)
-    unseen = [("kaka", "kaka", "kaka")[:order - 1], ("zebra",) * (order - 1)]
+    unseen = [("kaka", "kaka", "kaka")[: order - 1], ("zebra",) * (order - 1)]
     assert_normalized(lm, sorted(contexts) + unseen)
 
 
@@ -139,8 +143,9 @@ def test_arpa_round_trip_and_errors(tmp_path):
 
 def test_sentence_scores_prefer_seen_orderings():
     lm = NgramLM(kneser_ney([["one", "two", "three"]] * 5 + [["four", "five"]] * 5, 3))
-    assert lm.sentence_log10_prob(["one", "two", "three"]) > \
-        lm.sentence_log10_prob(["three", "two", "one"])
+    assert lm.sentence_log10_prob(["one", "two", "three"]) > lm.sentence_log10_prob(
+        ["three", "two", "one"]
+    )
     assert lm.is_prefix("thr") and not lm.is_prefix("thx") and not lm.is_prefix("")
 
 
@@ -167,8 +172,9 @@ def test_prefix_beam_search_finds_the_most_probable_labelling():
             p = math.exp(sum(log_probs[t, k] for t, k in enumerate(path)))
             totals[_collapse(path)] = totals.get(_collapse(path), 0.0) + p
         best = max(totals, key=totals.get)
-        hyp = prefix_beam_search(logits, BLANK_SMALL, ("a", "b"), beam_width=64, beta=0.0,
-                                 prune_log_prob=-math.inf)
+        hyp = prefix_beam_search(
+            logits, BLANK_SMALL, ("a", "b"), beam_width=64, beta=0.0, prune_log_prob=-math.inf
+        )
         assert hyp.ids == best
         assert hyp.log_prob == pytest.approx(math.log(totals[best]), abs=1e-9)
         assert len(hyp.frames) == len(hyp.ends) == len(best)
@@ -207,14 +213,17 @@ def test_language_model_picks_the_in_vocabulary_word(tmp_path):
 
     def text(hyp):
         return "".join(CHARS[i] for i in hyp.ids)
+
     assert text(greedy_decode(logits, len(logits), BLANK)) == "one to three"
     assert text(prefix_beam_search(logits, BLANK, CHARS, 16)) == "one to three"
     with_lm = prefix_beam_search(logits, BLANK, CHARS, 16, lm, alpha=0.5, beta=1.0)
     assert text(with_lm) == "one two three"
     assert with_lm.frames[with_lm.ids.index(CHARS.index("w"))] == 5
     # with the LM's weight at zero, the acoustics decide again
-    assert text(prefix_beam_search(logits, BLANK, CHARS, 16, lm, alpha=0.0, beta=0.0,
-                                   unk_penalty=0.0)) == "one to three"
+    assert (
+        text(prefix_beam_search(logits, BLANK, CHARS, 16, lm, alpha=0.0, beta=0.0, unk_penalty=0.0))
+        == "one to three"
+    )
 
 
 def test_word_insertion_bonus_and_lm_context(tmp_path):

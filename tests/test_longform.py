@@ -1,5 +1,6 @@
 """Long audio: streamed reading, silence cuts, stitching, and a 25-minute file transcribed in
 bounded memory with the same words and times as its clips transcribed one by one."""
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,7 @@ def bursts(seconds, pauses, seed=0):
     rng = np.random.default_rng(seed)
     audio = (rng.standard_normal(int(seconds * SR)) * 0.2).astype(np.float32)
     for start, end in pauses:
-        audio[int(start * SR):int(end * SR)] *= 0.003
+        audio[int(start * SR) : int(end * SR)] *= 0.003
     return audio
 
 
@@ -48,7 +49,7 @@ def check_partition(chunks, audio, options):
         assert c.core_end - c.core_start <= options.max_chunk_s * SR
         assert c.start == max(0, c.core_start - overlap)
         assert c.start + len(c.audio) == min(len(audio), c.core_end + overlap)
-        np.testing.assert_array_equal(c.audio, audio[c.start:c.start + len(c.audio)])
+        np.testing.assert_array_equal(c.audio, audio[c.start : c.start + len(c.audio)])
 
 
 def test_cuts_fall_in_pauses_and_chunks_tile_the_stream():
@@ -69,13 +70,14 @@ def test_chunks_do_not_depend_on_the_read_block_size():
     first = list(iter_chunks(array_blocks(audio, SR, 10.0), SR))
     for block_s in (0.37, 3.0, 31.0, 200.0):
         other = list(iter_chunks(array_blocks(audio, SR, block_s), SR))
-        assert [(c.start, c.core_start, c.core_end) for c in other] == \
-            [(c.start, c.core_start, c.core_end) for c in first]
+        assert [(c.start, c.core_start, c.core_end) for c in other] == [
+            (c.start, c.core_start, c.core_end) for c in first
+        ]
 
 
 def test_sound_without_pauses_is_cut_at_the_quietest_moment():
     audio = bursts(70, [])
-    audio[int(25.123 * SR):int(25.133 * SR)] *= 0.01          # one quiet 10 ms dip
+    audio[int(25.123 * SR) : int(25.133 * SR)] *= 0.01  # one quiet 10 ms dip
     options = ChunkOptions(min_silence_s=0.01)
     chunks = list(iter_chunks(array_blocks(audio, SR), SR, options))
     check_partition(chunks, audio, options)
@@ -108,8 +110,10 @@ def test_segments_split_at_pauses_and_length():
 
 
 def test_streamed_reading_matches_loading_whole(tmp_path, fsdd_dir):
-    clips = [soundfile.read(str(p), dtype="float32")[0]
-             for p in sorted(fsdd_dir.glob("*_theo_1*.wav"))[:40]]
+    clips = [
+        soundfile.read(str(p), dtype="float32")[0]
+        for p in sorted(fsdd_dir.glob("*_theo_1*.wav"))[:40]
+    ]
     path = tmp_path / "joined.wav"
     soundfile.write(str(path), np.concatenate(clips), 8000, subtype="PCM_16")
     whole = load_audio(path, SR)
@@ -123,8 +127,7 @@ def test_stream_errors_name_the_file(tmp_path):
     with pytest.raises(AudioError, match="not found"):
         list(stream_audio(tmp_path / "missing.wav", SR))
     bad = tmp_path / "nan.wav"
-    soundfile.write(str(bad), np.array([0.1, np.nan, 0.2] * 100, np.float32), SR,
-                    subtype="FLOAT")
+    soundfile.write(str(bad), np.array([0.1, np.nan, 0.2] * 100, np.float32), SR, subtype="FLOAT")
     with pytest.raises(AudioError, match="nan.wav: audio contains NaN"):
         list(stream_audio(bad, SR))
 
@@ -150,7 +153,7 @@ json.dump({"rss_before_mb": before, "rss_after_mb": rss_mb(), "traced_peak_mb": 
            "words": [[w.word, w.start, w.end] for w in result.words]}, open(out, "w"))
 """
 LONG_MINUTES = 25
-RSS_GROWTH_BOUND_MB = 48      # the whole file as float32 at 16 kHz alone would be 96 MB
+RSS_GROWTH_BOUND_MB = 48  # the whole file as float32 at 16 kHz alone would be 96 MB
 TRACED_PEAK_BOUND_MB = 32
 
 
@@ -175,14 +178,26 @@ def long_run(tmp_path_factory, fsdd_dir):
     if not (FIXTURE_MODEL / "best.keras").is_file():
         pytest.skip("fixture model missing: run tests/fixtures/make_digits_model.py")
     from fixtures.digits import connected_digits
+
     tmp = tmp_path_factory.mktemp("long")
     utterances = connected_digits(fsdd_dir, "test", 40, seed=11)
     rng = np.random.default_rng(0)
     placed = write_long_file(tmp / "long.wav", utterances, LONG_MINUTES, rng)
     write_long_file(tmp / "warm.wav", utterances, 3, rng)
-    proc = subprocess.run([sys.executable, "-c", MEASURE, str(FIXTURE_MODEL), str(tmp / "long.wav"),
-                           str(tmp / "warm.wav"), str(tmp / "out.json")],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            MEASURE,
+            str(FIXTURE_MODEL),
+            str(tmp / "long.wav"),
+            str(tmp / "warm.wav"),
+            str(tmp / "out.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return utterances, placed, json.loads((tmp / "out.json").read_text())
 
@@ -192,9 +207,11 @@ def test_long_file_memory_is_flat(long_run):
     assert out["duration"] == pytest.approx(placed[-1][2], abs=0.01)
     assert out["duration"] >= LONG_MINUTES * 60
     growth = out["rss_after_mb"] - out["rss_before_mb"]
-    print(f"\npeak RSS {out['rss_before_mb']:.0f} MB after 3 min, {out['rss_after_mb']:.0f} MB "
-          f"after {out['duration'] / 60:.1f} min (+{growth:.1f} MB); traced peak "
-          f"{out['traced_peak_mb']:.1f} MB")
+    print(
+        f"\npeak RSS {out['rss_before_mb']:.0f} MB after 3 min, {out['rss_after_mb']:.0f} MB "
+        f"after {out['duration'] / 60:.1f} min (+{growth:.1f} MB); traced peak "
+        f"{out['traced_peak_mb']:.1f} MB"
+    )
     assert growth < RSS_GROWTH_BOUND_MB
     assert out["traced_peak_mb"] < TRACED_PEAK_BOUND_MB
 
@@ -205,6 +222,7 @@ def test_long_file_words_and_times_match_the_clips_one_by_one(long_run):
     model change spelling with the neighbouring audio ("thre"/"three"), so the text is
     compared word by word."""
     from speech_rnn import load_model
+
     utterances, placed, out = long_run
     recognizer = load_model(FIXTURE_MODEL)
     alone = [recognizer.transcribe(u.audio, sample_rate=8000).words for u in utterances]
@@ -223,12 +241,14 @@ def test_long_file_words_and_times_match_the_clips_one_by_one(long_run):
             same_text += got[0] == want[0]
             time_errors += [abs(got[1] - want[1]), abs(got[2] - want[2])]
     time_errors = np.array(time_errors)
-    print(f"\n{len(placed)} clips, {total} words: {same_count} clips with as many words, "
-          f"{100 * same_text / total:.1f}% of words the same; boundaries within one frame "
-          f"(30 ms): {100 * np.mean(time_errors <= 0.031):.1f}%, within 100 ms: "
-          f"{100 * np.mean(time_errors <= 0.1):.1f}%, worst {1000 * time_errors.max():.0f} ms")
+    print(
+        f"\n{len(placed)} clips, {total} words: {same_count} clips with as many words, "
+        f"{100 * same_text / total:.1f}% of words the same; boundaries within one frame "
+        f"(30 ms): {100 * np.mean(time_errors <= 0.031):.1f}%, within 100 ms: "
+        f"{100 * np.mean(time_errors <= 0.1):.1f}%, worst {1000 * time_errors.max():.0f} ms"
+    )
     assert len(long_words) >= total * 0.99
     assert same_count >= 0.98 * len(placed)
-    assert same_text >= 0.92 * total          # measured 94.2%
-    assert np.mean(time_errors <= 0.031) >= 0.95   # measured 97.6%
-    assert np.mean(time_errors <= 0.1) >= 0.97     # measured 98.0%
+    assert same_text >= 0.92 * total  # measured 94.2%
+    assert np.mean(time_errors <= 0.031) >= 0.95  # measured 97.6%
+    assert np.mean(time_errors <= 0.1) >= 0.97  # measured 98.0%

@@ -1,4 +1,5 @@
 """The acoustic model: ProjectedLSTM computes exactly what keras.layers.LSTM computes."""
+
 from __future__ import annotations
 
 import keras
@@ -33,7 +34,7 @@ def test_projected_lstm_matches_keras_lstm_outputs_and_gradients(go_backwards):
     np.testing.assert_allclose(y_new, y_ref, atol=1e-5)
     for a, b in zip(g_new, g_ref):
         np.testing.assert_allclose(a, b, atol=1e-4)
-    assert np.abs(y_ref).max() > 0.01   # not trivially zero
+    assert np.abs(y_ref).max() > 0.01  # not trivially zero
 
 
 def test_saved_model_keeps_the_projected_layers_and_loads_safely(tmp_path):
@@ -51,6 +52,7 @@ def test_saved_model_keeps_the_projected_layers_and_loads_safely(tmp_path):
 
 def test_xla_forward_matches_the_graph_for_any_batch_and_length():
     from speech_rnn.inference import XLA_MAX_BATCH, make_forward, padded_length
+
     model = build_model(ModelConfig(lstm_layers=2, lstm_units=8), input_dim=6, num_classes=5)
     graph, xla = make_forward(model, jit_compile=False), make_forward(model, jit_compile=True)
     rng = np.random.default_rng(1)
@@ -69,7 +71,8 @@ def test_xla_forward_matches_the_graph_for_any_batch_and_length():
 
 def test_padded_lengths_are_few_and_close():
     from speech_rnn.inference import padded_length
+
     lengths = [padded_length(t) for t in range(1, 1025)]
     assert all(p >= t for t, p in zip(range(1, 1025), lengths))
     assert all((p - t) / t < 0.125 for t, p in zip(range(64, 1025), lengths[63:]))
-    assert len(set(lengths)) <= 48        # shapes XLA compiles for up to ~30 s of speech
+    assert len(set(lengths)) <= 48  # shapes XLA compiles for up to ~30 s of speech

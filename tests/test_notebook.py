@@ -1,5 +1,6 @@
 """The quickstart notebook runs top to bottom on its tiny setting, and is stored without
 outputs."""
+
 from __future__ import annotations
 
 import time
@@ -28,10 +29,16 @@ def test_notebook_runs_on_the_tiny_setting(tmp_path):
     params = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", ())]
     assert len(params) == 1
     # Like papermill: a cell after the parameters cell overrides them.
-    nb.cells.insert(params[0] + 1, nbformat.v4.new_code_cell(
-        f"TINY = True\nRUN = None\nWORK = {str(tmp_path / 'work')!r}"))
-    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
-                                     resources={"metadata": {"path": str(NOTEBOOK.parent)}})
+    nb.cells.insert(
+        params[0] + 1,
+        nbformat.v4.new_code_cell(f"TINY = True\nRUN = None\nWORK = {str(tmp_path / 'work')!r}"),
+    )
+    client = nbclient.NotebookClient(
+        nb,
+        timeout=120,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+    )
     started = time.monotonic()
     client.execute()  # raises CellExecutionError, with the cell and traceback, on any error
     elapsed = time.monotonic() - started

@@ -1,5 +1,6 @@
 """The tf.data pipeline: true lengths, fixed padding, bucketing, seeded order, resume skip,
 and weighted mixing of manifests."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -47,24 +48,32 @@ def test_batches_carry_true_lengths_and_fixed_padding(examples):
     seen = sorted(int(i) for b in out for i in b["index"])
     assert seen == list(range(12))
     label_widths = {b["labels"].shape[1] for b in out}
-    assert label_widths == {32}                          # longest label 24 -> 32
+    assert label_widths == {32}  # longest label 24 -> 32
     for b in out:
         for row, index in enumerate(b["index"]):
             ex = examples[index]
             assert b["feature_lengths"][row] == ex.num_windows  # pre-flight arithmetic is exact
             assert b["label_lengths"][row] == len(ex.labels)
-            np.testing.assert_array_equal(b["labels"][row, :len(ex.labels)], ex.labels)
-            assert (b["labels"][row, len(ex.labels):] == LABEL_PAD).all()
-            assert not b["features"][row, ex.num_windows:].any()   # zero padding
+            np.testing.assert_array_equal(b["labels"][row, : len(ex.labels)], ex.labels)
+            assert (b["labels"][row, len(ex.labels) :] == LABEL_PAD).all()
+            assert not b["features"][row, ex.num_windows :].any()  # zero padding
         # Padded to a bucket boundary, not to the batch's longest: few distinct shapes.
         assert b["features"].shape[1] >= b["feature_lengths"].max()
 
 
 def test_training_order_is_seeded_per_epoch_and_resume_skips_exactly(examples):
     examples, config, extractor = examples
+
     def order(epoch, skip=0):
-        return [list(b["index"]) for b in batches(make_dataset(
-            examples, config, extractor, training=True, epoch=epoch, skip_batches=skip))]
+        return [
+            list(b["index"])
+            for b in batches(
+                make_dataset(
+                    examples, config, extractor, training=True, epoch=epoch, skip_batches=skip
+                )
+            )
+        ]
+
     first = order(0)
     assert order(0) == first
     assert order(1) != first
@@ -77,11 +86,17 @@ def test_augmentation_is_train_only_and_reproducible(examples):
     b = batches(make_dataset(examples, config, extractor, training=True, epoch=0))
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x["features"], y["features"])
-    plain = {int(i): f for batch in batches(make_dataset(examples, config, extractor, training=False))
-             for i, f in zip(batch["index"], batch["features"])}
-    changed = sum(not np.allclose(f, plain[int(i)][:len(f)])
-                  for batch in a for i, f in zip(batch["index"], batch["features"]))
-    assert changed > 6   # SpecAugment altered most training examples
+    plain = {
+        int(i): f
+        for batch in batches(make_dataset(examples, config, extractor, training=False))
+        for i, f in zip(batch["index"], batch["features"])
+    }
+    changed = sum(
+        not np.allclose(f, plain[int(i)][: len(f)])
+        for batch in a
+        for i, f in zip(batch["index"], batch["features"])
+    )
+    assert changed > 6  # SpecAugment altered most training examples
 
 
 def test_weighted_sources_are_drawn_in_proportion(examples):
@@ -89,9 +104,10 @@ def test_weighted_sources_are_drawn_in_proportion(examples):
     sources = [(0, 6, 0.9), (6, 12, 0.1)]
     counts = np.zeros(2)
     for epoch in range(6):
-        for b in batches(make_dataset(examples, config, extractor, training=True, epoch=epoch,
-                                      sources=sources)):
+        for b in batches(
+            make_dataset(examples, config, extractor, training=True, epoch=epoch, sources=sources)
+        ):
             counts[0] += (b["index"] < 6).sum()
             counts[1] += (b["index"] >= 6).sum()
-    assert counts.sum() == 6 * 12                      # an epoch is len(examples) draws
+    assert counts.sum() == 6 * 12  # an epoch is len(examples) draws
     assert 0.8 < counts[0] / counts.sum() < 0.97

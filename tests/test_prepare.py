@@ -1,5 +1,6 @@
 """Tests of speech_rnn.data.prepare on small look-alike trees of each layout, built from the real
 recordings in the shared data folder (never copied into the repository)."""
+
 from __future__ import annotations
 
 import argparse
@@ -29,18 +30,27 @@ from speech_rnn.errors import AudioError, ConfigError, ManifestError
 from speech_rnn.manifest import Problem, Utterance, read_manifest, write_manifest
 from speech_rnn.text import normalize_text
 
-SHARED = Path(os.environ.get("SPEECH_RNN_SHARED_DATA")
-              or Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
+SHARED = Path(
+    os.environ.get("SPEECH_RNN_SHARED_DATA")
+    or Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+)
 KATHLEEN = SHARED / "kathleen"
 FSDD = SHARED / "fsdd"
 if not (KATHLEEN.is_dir() and FSDD.is_dir()):
-    pytest.skip(f"shared speech data not found at {SHARED} (set SPEECH_RNN_SHARED_DATA)",
-                allow_module_level=True)
+    pytest.skip(
+        f"shared speech data not found at {SHARED} (set SPEECH_RNN_SHARED_DATA)",
+        allow_module_level=True,
+    )
 
 # Three takes of a0001 and a0002, two of a0003: repeated prompts with identical texts.
-KATHLEEN_STEMS = ["arctic_a0001_1592748574", "arctic_a0001_1592748585",
-                  "arctic_a0001_1592748600", "arctic_a0002_1592748530",
-                  "arctic_a0002_1592748544", "arctic_a0003_1592748500"]
+KATHLEEN_STEMS = [
+    "arctic_a0001_1592748574",
+    "arctic_a0001_1592748585",
+    "arctic_a0001_1592748600",
+    "arctic_a0002_1592748530",
+    "arctic_a0002_1592748544",
+    "arctic_a0003_1592748500",
+]
 FSDD_NAMES = ["7_jackson_0.wav", "7_jackson_12.wav", "3_theo_5.wav", "0_lucas_4.wav"]
 
 
@@ -87,41 +97,61 @@ def trees(tmp_path_factory):
 
     lj = root / "LJSpeech-1.1"
     (lj / "wavs").mkdir(parents=True)
-    rows = ['LJ001-0001|Raw "quoted" text, 1|Normalized "quoted" text, one',
-            "LJ001-0002|Raw text only 2|",
-            "LJ001-0003|Raw text three|Normalized text three"]
+    rows = [
+        'LJ001-0001|Raw "quoted" text, 1|Normalized "quoted" text, one',
+        "LJ001-0002|Raw text only 2|",
+        "LJ001-0003|Raw text three|Normalized text three",
+    ]
     for stem, row in zip(KATHLEEN_STEMS[3:], rows):
         data, rate = soundfile.read(KATHLEEN / f"{stem}.flac")
         soundfile.write(lj / "wavs" / f"{row.split('|')[0]}.wav", data, rate)
     (lj / "metadata.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    out["ljspeech"] = (lj, {"LJ001-0001": ('Normalized "quoted" text, one', None),
-                            "LJ001-0002": ("Raw text only 2", None),
-                            "LJ001-0003": ("Normalized text three", None)})
+    out["ljspeech"] = (
+        lj,
+        {
+            "LJ001-0001": ('Normalized "quoted" text, one', None),
+            "LJ001-0002": ("Raw text only 2", None),
+            "LJ001-0003": ("Normalized text three", None),
+        },
+    )
 
     if "MP3" in soundfile.available_formats():
         cv = root / "cv-corpus" / "en"
         (cv / "clips").mkdir(parents=True)
         expected = {}
         header = "client_id\tpath\tsentence\tup_votes\tdown_votes\n"
-        for split, stems in (("train", KATHLEEN_STEMS[:2]), ("dev", KATHLEEN_STEMS[3:4]),
-                             ("test", KATHLEEN_STEMS[5:6])):
+        for split, stems in (
+            ("train", KATHLEEN_STEMS[:2]),
+            ("dev", KATHLEEN_STEMS[3:4]),
+            ("test", KATHLEEN_STEMS[5:6]),
+        ):
             body = []
             for stem in stems:
                 clip = f"common_voice_en_{stem[-4:]}"
                 data, rate = soundfile.read(KATHLEEN / f"{stem}.flac")
                 soundfile.write(cv / "clips" / f"{clip}.mp3", data, rate, format="MP3")
-                sentence = '"' + kathleen_text(stem)   # a stray quote, as CV has
+                sentence = '"' + kathleen_text(stem)  # a stray quote, as CV has
                 body.append(f"client{split}\t{clip}.mp3\t{sentence}\t2\t0")
                 expected[clip] = (sentence, f"client{split}")
             (cv / f"{split}.tsv").write_text(header + "\n".join(body) + "\n", encoding="utf-8")
         out["commonvoice"] = (cv, expected)
 
     man_dir = root / "manifests"
-    utts = [Utterance(str(KATHLEEN / f"{s}.flac"), header_duration(KATHLEEN / f"{s}.flac"),
-                      kathleen_text(s), "kathleen", s) for s in KATHLEEN_STEMS[:2]]
+    utts = [
+        Utterance(
+            str(KATHLEEN / f"{s}.flac"),
+            header_duration(KATHLEEN / f"{s}.flac"),
+            kathleen_text(s),
+            "kathleen",
+            s,
+        )
+        for s in KATHLEEN_STEMS[:2]
+    ]
     write_manifest(utts, man_dir / "data.jsonl")
-    out["manifest"] = (man_dir / "data.jsonl",
-                       {s: (kathleen_text(s), "kathleen") for s in KATHLEEN_STEMS[:2]})
+    out["manifest"] = (
+        man_dir / "data.jsonl",
+        {s: (kathleen_text(s), "kathleen") for s in KATHLEEN_STEMS[:2]},
+    )
     csv_rows = ["wav_filename,wav_filesize,transcript"]
     for name in FSDD_NAMES[:2]:
         csv_rows.append(f"{FSDD / name},{(FSDD / name).stat().st_size},seven")
@@ -135,6 +165,7 @@ def flatten(splits):
 
 
 # -- detection and importers -----------------------------------------------------------
+
 
 def test_detect_layout_of_each_tree(trees):
     for layout, (path, _) in trees.items():
@@ -154,8 +185,9 @@ def test_detect_layout_failures_say_why(tmp_path):
         detect_layout(tmp_path / "notes.md")
 
 
-@pytest.mark.parametrize("layout", ["folder", "fsdd", "librispeech", "ljspeech",
-                                    "commonvoice", "manifest"])
+@pytest.mark.parametrize(
+    "layout", ["folder", "fsdd", "librispeech", "ljspeech", "commonvoice", "manifest"]
+)
 def test_import_layout_texts_speakers_ids_durations(trees, layout):
     if layout not in trees:
         pytest.skip("soundfile cannot write MP3 here, so no Common Voice clips")
@@ -179,7 +211,9 @@ def test_import_csv_manifest(trees):
 def test_fsdd_keeps_official_split(trees):
     splits = import_layout(trees["fsdd"][0], "fsdd")
     assert {k: [u.id for u in v] for k, v in splits.items()} == {
-        "train": ["3_theo_5", "7_jackson_12"], "test": ["0_lucas_4", "7_jackson_0"]}
+        "train": ["3_theo_5", "7_jackson_12"],
+        "test": ["0_lucas_4", "7_jackson_0"],
+    }
 
 
 def test_commonvoice_splits_and_mp3_durations(trees):
@@ -195,8 +229,8 @@ def test_folder_problems_are_collected_or_raised(tmp_path):
     for stem in KATHLEEN_STEMS[:2]:
         shutil.copy(KATHLEEN / f"{stem}.flac", tmp_path)
         shutil.copy(KATHLEEN / f"{stem}.txt", tmp_path)
-    shutil.copy(KATHLEEN / f"{KATHLEEN_STEMS[2]}.flac", tmp_path)   # no transcript
-    (tmp_path / "empty.wav").write_bytes(b"")                      # zero bytes
+    shutil.copy(KATHLEEN / f"{KATHLEEN_STEMS[2]}.flac", tmp_path)  # no transcript
+    (tmp_path / "empty.wav").write_bytes(b"")  # zero bytes
     (tmp_path / "empty.txt").write_text("hello")
     problems = []
     utts = import_layout(tmp_path, "folder", problems)["all"]
@@ -223,20 +257,30 @@ def test_librispeech_missing_audio_names_the_line(tmp_path):
     utts = import_layout(tmp_path, "librispeech", problems)["all"]
     assert [u.id for u in utts] == ["19-198-0000"]
     assert [(Path(p.source).name, p.line) for p in problems] == [
-        ("19-198-0002.flac", None), ("19-198.trans.txt", 2)]
+        ("19-198-0002.flac", None),
+        ("19-198.trans.txt", 2),
+    ]
 
 
 # -- grouping and splitting ------------------------------------------------------------
 
+
 def kathleen_corpus():
     """Every kathleen utterance by name and text (no audio read): many repeated prompts."""
-    return [Utterance(str(p.with_suffix(".flac")), 1.0, p.read_text(encoding="utf-8"), None,
-                      p.stem) for p in sorted(KATHLEEN.glob("*.txt"))]
+    return [
+        Utterance(str(p.with_suffix(".flac")), 1.0, p.read_text(encoding="utf-8"), None, p.stem)
+        for p in sorted(KATHLEEN.glob("*.txt"))
+    ]
 
 
 def test_group_key():
-    utt = Utterance("/x/arctic_a0001_1592748574.flac", 1.0, "Author, Philip Steels, etc.",
-                    "kathleen", "arctic_a0001_1592748574")
+    utt = Utterance(
+        "/x/arctic_a0001_1592748574.flac",
+        1.0,
+        "Author, Philip Steels, etc.",
+        "kathleen",
+        "arctic_a0001_1592748574",
+    )
     assert group_key(utt, "prompt") == "arctic_a0001"
     assert group_key(utt, "text") == normalize_text(utt.text) == "author philip steels etc"
     assert group_key(utt, "speaker") == "kathleen"
@@ -271,8 +315,7 @@ def test_split_is_deterministic_and_groups_never_straddle(group_by):
 def test_prompt_grouping_also_keeps_kathleen_texts_together():
     # A few kathleen takes were read with small slips ("recognize" for "recognizing"), so
     # text grouping can split a prompt's takes; prompt grouping keeps sentences together too.
-    splits = split_utterances(kathleen_corpus(), {"train": 0.8, "dev": 0.1, "test": 0.1},
-                              "prompt")
+    splits = split_utterances(kathleen_corpus(), {"train": 0.8, "dev": 0.1, "test": 0.1}, "prompt")
     owner = {}
     for name, utts in splits.items():
         for utt in utts:
@@ -280,8 +323,7 @@ def test_prompt_grouping_also_keeps_kathleen_texts_together():
 
 
 def test_parse_fractions():
-    assert parse_fractions("train=0.8,dev=0.1,test=0.1") == {"train": 0.8, "dev": 0.1,
-                                                             "test": 0.1}
+    assert parse_fractions("train=0.8,dev=0.1,test=0.1") == {"train": 0.8, "dev": 0.1, "test": 0.1}
     for bad in ("train", "train=x", "train=0,dev=0", "tr/ain=1", "train=-1"):
         with pytest.raises(ConfigError):
             parse_fractions(bad)
@@ -289,10 +331,10 @@ def test_parse_fractions():
 
 # -- prepare ---------------------------------------------------------------------------
 
+
 def test_prepare_writes_manifests_that_read_back(trees, tmp_path):
     source, expected = trees["folder"]
-    report = prepare(source, tmp_path / "out", fractions={"train": 0.5, "dev": 0.25,
-                                                          "test": 0.25})
+    report = prepare(source, tmp_path / "out", fractions={"train": 0.5, "dev": 0.25, "test": 0.25})
     assert isinstance(report, PrepareReport) and report.problems == ()
     assert set(report.manifests) == {"train", "dev", "test"}
     ids = []
@@ -302,13 +344,12 @@ def test_prepare_writes_manifests_that_read_back(trees, tmp_path):
         assert not first or not os.path.isabs(json.loads(first[0])["audio_filepath"])
         utts = read_manifest(path)
         assert len(utts) == report.counts[split]
-        assert report.hours[split] == pytest.approx(sum(u.duration for u in utts) / 3600,
-                                                    abs=1e-6)
+        assert report.hours[split] == pytest.approx(sum(u.duration for u in utts) / 3600, abs=1e-6)
         assert all(Path(u.audio_filepath).is_file() for u in utts)
         prompts = {group_key(u, "prompt") for u in utts}
         ids += [u.id for u in utts]
         for other, other_path in report.manifests.items():
-            if other != split:   # default grouping for kathleen takes: by prompt
+            if other != split:  # default grouping for kathleen takes: by prompt
                 assert not prompts & {group_key(u, "prompt") for u in read_manifest(other_path)}
     assert sorted(ids) == sorted(expected)
     summary = format_report(report)
@@ -362,15 +403,25 @@ def test_cli_arguments_and_run(trees, tmp_path, capsys):
     add_arguments(parser)
     for action in parser._actions:
         assert action.help, action.dest
-    args = parser.parse_args([str(trees["librispeech"][0]), "--out", str(tmp_path / "m"),
-                              "--split", "train=2,dev=1", "--group-by", "speaker",
-                              "--seed", "3"])
+    args = parser.parse_args(
+        [
+            str(trees["librispeech"][0]),
+            "--out",
+            str(tmp_path / "m"),
+            "--split",
+            "train=2,dev=1",
+            "--group-by",
+            "speaker",
+            "--seed",
+            "3",
+        ]
+    )
     assert args.split == {"train": 2.0, "dev": 1.0} and args.layout == "auto"
     assert run(args) == 0
     printed = capsys.readouterr().out
     assert "utterances" in printed and "no problems" in printed
     counts = {p.stem: len(read_manifest(p)) for p in (tmp_path / "m").glob("*.jsonl")}
-    assert sorted(counts.values()) == [0, 3]   # one speaker: all in one split
+    assert sorted(counts.values()) == [0, 3]  # one speaker: all in one split
     with pytest.raises(SystemExit):
         parser.parse_args(["x", "--out", "y", "--split", "train"])
     assert set(LAYOUTS) <= set(parser._option_string_actions["--layout"].choices)

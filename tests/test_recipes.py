@@ -1,6 +1,7 @@
 """Data recipes on the real shared corpora: FSDD connected digits (digit counts, gaps from the
 stored word times, split by take, one speaker, deterministic, resumable), the isolated FSDD
 split, and the kathleen split by prompt."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,7 @@ def rows(path):
 
 
 def build(fsdd_dir, out, seed=3, **counts):
-    return recipes.fsdd_connected(fsdd_dir, out, seed=seed, progress=False,
-                                  **{**COUNTS, **counts})
+    return recipes.fsdd_connected(fsdd_dir, out, seed=seed, progress=False, **{**COUNTS, **counts})
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +61,13 @@ def test_connected_digit_strings_are_built_as_promised(connected):
                 assert DIGIT_WORDS[int(digit)] == word
                 assert int(take) in takes[split], (split, source)
             # The stored times are where the speech is: the gaps are silence or low noise.
-            inside = np.concatenate([audio[round(s * rate):round(e * rate)] for s, e, _ in words])
-            gaps = np.concatenate([audio[round(words[i][1] * rate) + 2:
-                                         round(words[i + 1][0] * rate) - 2]
-                                   for i in range(len(words) - 1)])
+            inside = np.concatenate([audio[round(s * rate) : round(e * rate)] for s, e, _ in words])
+            gaps = np.concatenate(
+                [
+                    audio[round(words[i][1] * rate) + 2 : round(words[i + 1][0] * rate) - 2]
+                    for i in range(len(words) - 1)
+                ]
+            )
             rms = lambda x: float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))  # noqa: E731
             assert rms(gaps) < rms(inside) / 10, row["id"]
 
@@ -103,13 +106,13 @@ def test_connected_digits_resume_and_extend(connected, fsdd_dir, tmp_path):
     resumed = build(fsdd_dir, copy, count=COUNTS["count"] + 6)
     for name, data in expected.items():  # redone, byte for byte
         assert (copy / "audio" / name).read_bytes() == data
-    for name, stamp in stamps.items():   # finished files are not rewritten
+    for name, stamp in stamps.items():  # finished files are not rewritten
         assert (copy / "audio" / name).stat().st_mtime_ns == stamp
     for split in ("dev", "test"):
         assert resumed[split].read_bytes() == manifests[split].read_bytes()
     extended = rows(resumed["train"])
     assert len(extended) == COUNTS["count"] + 6
-    assert extended[:COUNTS["count"]] == rows(manifests["train"])
+    assert extended[: COUNTS["count"]] == rows(manifests["train"])
 
 
 def test_connected_digits_refuse_a_folder_built_otherwise(connected, fsdd_dir, tmp_path):
@@ -157,13 +160,29 @@ def test_kathleen_is_split_by_prompt(kathleen_dir, tmp_path):
 
 def test_recipe_command(fsdd_dir, tmp_path, capsys):
     from speech_rnn.cli import main
-    code = main(["recipe", "fsdd-connected", "--source", str(fsdd_dir), "--out",
-                 str(tmp_path / "c"), "--count", "3", "--dev-count", "1", "--test-count", "2",
-                 "--quiet"])
+
+    code = main(
+        [
+            "recipe",
+            "fsdd-connected",
+            "--source",
+            str(fsdd_dir),
+            "--out",
+            str(tmp_path / "c"),
+            "--count",
+            "3",
+            "--dev-count",
+            "1",
+            "--test-count",
+            "2",
+            "--quiet",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert re.search(r"train\s+3 utterances", out) and re.search(r"test\s+2 utterances", out)
-    code = main(["recipe", "fsdd", "--source", str(tmp_path / "missing"), "--out",
-                 str(tmp_path / "i")])
+    code = main(
+        ["recipe", "fsdd", "--source", str(tmp_path / "missing"), "--out", str(tmp_path / "i")]
+    )
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err

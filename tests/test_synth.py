@@ -1,4 +1,5 @@
 """The synthetic corpus: sentence generator, espeak-ng voices, determinism, splits, resume."""
+
 import argparse
 import dataclasses
 import io
@@ -26,6 +27,7 @@ sf = pytest.importorskip("soundfile")
 
 # ------------------------------------------------------------------ sentences (no espeak)
 
+
 @pytest.fixture(scope="module")
 def sentences():
     return generate_sentences(2000, seed=7)
@@ -46,9 +48,9 @@ def test_sentences_unique_and_within_length(sentences):
 def test_sentences_normalize_cleanly(sentences):
     strict = TextConfig(unknown="error")
     for s in sentences:
-        n = normalize_text(s, strict)          # raises on a character outside a-z ' space
+        n = normalize_text(s, strict)  # raises on a character outside a-z ' space
         assert re.fullmatch(r"[a-z']+( [a-z']+)*", n), s
-        assert not re.search(r"\d", s), s      # numbers are written as words
+        assert not re.search(r"\d", s), s  # numbers are written as words
 
 
 def test_sentence_words_come_from_the_vocabulary(sentences):
@@ -93,15 +95,17 @@ def test_held_out_voices_are_unseen():
     train, dev, test = (set(synth_corpus.SPLIT_VOICES[s]) for s in ("train", "dev", "test"))
     assert not (train & dev) and not (train & test) and not (dev & test)
     assert len(test) >= 3 and len(dev) >= 2
+
     def variants(names):
         return {espeak.split_voice(n)[1] for n in names}
+
     assert not variants(test) & (variants(train) | variants(dev))
     assert not variants(dev) & variants(train)
 
 
 def test_wrong_voice_names_are_errors():
     with pytest.raises(espeak.VoiceNotFoundError):
-        espeak.check_voices(["en-us+M1"])        # the file is "m1": case matters
+        espeak.check_voices(["en-us+M1"])  # the file is "m1": case matters
     with pytest.raises(espeak.VoiceNotFoundError):
         espeak.engine().check_voice("en-us+M1")  # espeak-ng itself would fall back silently
     with pytest.raises(espeak.VoiceNotFoundError):
@@ -115,10 +119,10 @@ def _median_f0(audio, sr=16000):
     lo, hi = sr // 400, sr // 60
     f0s = []
     for start in range(0, len(audio) - frame, hop):
-        x = audio[start:start + frame] - audio[start:start + frame].mean()
-        if np.sqrt(np.mean(x ** 2)) < 0.02:
+        x = audio[start : start + frame] - audio[start : start + frame].mean()
+        if np.sqrt(np.mean(x**2)) < 0.02:
             continue
-        ac = np.correlate(x, x, "full")[frame - 1:]
+        ac = np.correlate(x, x, "full")[frame - 1 :]
         lag = lo + int(np.argmax(ac[lo:hi]))
         if ac[lag] > 0.5 * ac[0]:
             f0s.append(sr / lag)
@@ -133,7 +137,7 @@ def test_synthesis_output_and_voices_differ():
         assert audio.dtype == np.float32 and audio.ndim == 1
         assert 1.5 < len(audio) / espeak.SAMPLE_RATE < 8
         assert np.all(np.isfinite(audio)) and np.abs(audio).max() <= 1.0
-        assert np.sqrt(np.mean(audio ** 2)) > 0.01
+        assert np.sqrt(np.mean(audio**2)) > 0.01
     f0_male, f0_female = _median_f0(male), _median_f0(female)
     assert 70 < f0_male < 150, f0_male
     assert f0_female > 1.5 * f0_male, (f0_male, f0_female)
@@ -156,7 +160,9 @@ def test_rendering_is_deterministic_whatever_came_before():
     text = "My phone number is four two seven nine one."
     params = synth_corpus.utterance_params(seed=3, split="train", index=5)
     first = synth_corpus.wav_bytes(synth_corpus.render(text, params))
-    synth_corpus.render("Something else entirely, spoken first.", synth_corpus.utterance_params(3, "dev", 1))
+    synth_corpus.render(
+        "Something else entirely, spoken first.", synth_corpus.utterance_params(3, "dev", 1)
+    )
     espeak.synthesize("And another voice.", "en+klatt3", seed=99)
     second = synth_corpus.wav_bytes(synth_corpus.render(text, params))
     assert first == second
@@ -168,12 +174,17 @@ def test_rendering_is_deterministic_whatever_came_before():
 
 def test_noise_and_reverb_options():
     rng = np.random.default_rng(0)
-    plain = synth_corpus.draw_params("en-us+m1", np.random.default_rng(1), noise=False, reverb=False)
+    plain = synth_corpus.draw_params(
+        "en-us+m1", np.random.default_rng(1), noise=False, reverb=False
+    )
     assert plain.snr_db is None and plain.rt60 is None
     noisy = synth_corpus.draw_params("en-us+m1", np.random.default_rng(1), noise=True, reverb=True)
     # Turning an effect off leaves every other parameter as it was.
-    assert (plain.rate, plain.pitch, plain.espeak_seed) == \
-        (noisy.rate, noisy.pitch, noisy.espeak_seed)
+    assert (plain.rate, plain.pitch, plain.espeak_seed) == (
+        noisy.rate,
+        noisy.pitch,
+        noisy.espeak_seed,
+    )
     params = [synth_corpus.draw_params("en-us+m1", rng) for _ in range(200)]
     snrs = [p.snr_db for p in params if p.snr_db is not None]
     assert 100 < len(snrs) < 200 and min(snrs) >= 10 and max(snrs) <= 40
@@ -182,9 +193,9 @@ def test_noise_and_reverb_options():
     base = synth_corpus.draw_params("en-us+m1", np.random.default_rng(4), noise=False, reverb=False)
     clean = synth_corpus.render(text, base)
     lead = int(base.pad_start * espeak.SAMPLE_RATE)
-    assert np.abs(clean[:lead - 10]).max() < 1e-4              # silent lead-in
+    assert np.abs(clean[: lead - 10]).max() < 1e-4  # silent lead-in
     with_noise = synth_corpus.render(text, dataclasses.replace(base, snr_db=15.0))
-    assert np.abs(with_noise[:lead - 10]).max() > 1e-3         # noise fills the pauses
+    assert np.abs(with_noise[: lead - 10]).max() > 1e-3  # noise fills the pauses
     with_reverb = synth_corpus.render(text, dataclasses.replace(base, rt60=0.6))
     assert len(with_reverb) == len(clean) and not np.allclose(with_reverb, clean, atol=1e-3)
 
@@ -195,8 +206,11 @@ HOURS = 0.02
 
 
 def _snapshot(folder):
-    return {p.relative_to(folder): (p.read_bytes(), p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +227,7 @@ def test_corpus_layout(corpus):
     listed = set()
     for split, path in manifests.items():
         assert path == out / f"{split}.jsonl"
-        utts = read_manifest(path)                       # every file exists
+        utts = read_manifest(path)  # every file exists
         assert utts, split
         for u in utts:
             info = sf.info(u.audio_filepath)
@@ -225,7 +239,7 @@ def test_corpus_layout(corpus):
         total += sum(u.duration for u in utts)
     assert total >= HOURS * 3600
     on_disk = {str(p) for p in (out / "audio").iterdir()}
-    assert on_disk == listed                                # no stray or temporary files
+    assert on_disk == listed  # no stray or temporary files
 
 
 def test_splits_share_no_sentence_and_no_voice(corpus):
@@ -235,7 +249,7 @@ def test_splits_share_no_sentence_and_no_voice(corpus):
         utts = read_manifest(path)
         texts[split] = {normalize_text(u.text) for u in utts}
         voices[split] = {u.speaker for u in utts}
-        assert len(texts[split]) == len(utts)              # unique within the split too
+        assert len(texts[split]) == len(utts)  # unique within the split too
     for a, b in (("train", "dev"), ("train", "test"), ("dev", "test")):
         assert not texts[a] & texts[b]
         assert not voices[a] & voices[b]
@@ -245,9 +259,10 @@ def test_splits_share_no_sentence_and_no_voice(corpus):
 
 def test_corpus_is_deterministic(corpus, tmp_path):
     out, manifests = corpus
-    again = synth_corpus.build_corpus(tmp_path / "again", hours=HOURS, seed=11, workers=2,
-                               progress=False)
-    for split in manifests:      # paths in manifests are relative: the bytes are equal
+    again = synth_corpus.build_corpus(
+        tmp_path / "again", hours=HOURS, seed=11, workers=2, progress=False
+    )
+    for split in manifests:  # paths in manifests are relative: the bytes are equal
         assert again[split].read_bytes() == manifests[split].read_bytes()
     original = {k: v[0] for k, v in _snapshot(out).items()}
     assert {k: v[0] for k, v in _snapshot(tmp_path / "again").items()} == original
@@ -262,7 +277,7 @@ def test_corpus_resumes_without_rewriting(corpus):
     for name, (data, mtime) in before.items():
         assert after[name][0] == data
         if name.suffix == ".wav":
-            assert after[name][1] == mtime, name         # not written again
+            assert after[name][1] == mtime, name  # not written again
     # A lost file is made again, identical.
     victim = sorted((out / "audio").glob("train-*.wav"))[1]
     data = victim.read_bytes()
@@ -287,7 +302,9 @@ def test_bad_arguments(tmp_path):
 
 
 def test_sentence_split_is_stable():
-    assert synth_corpus.sentence_split("Open the door.", 0) == synth_corpus.sentence_split("open the door", 0)
+    assert synth_corpus.sentence_split("Open the door.", 0) == synth_corpus.sentence_split(
+        "open the door", 0
+    )
     counts = {"train": 0, "dev": 0, "test": 0}
     for s in generate_sentences(2000, seed=2):
         counts[synth_corpus.sentence_split(s, 2)] += 1
@@ -300,8 +317,21 @@ def test_cli(tmp_path, capsys):
     for action in parser._actions:
         if action.dest != "help":
             assert action.help, action.dest
-    args = parser.parse_args(["--out", str(tmp_path / "c"), "--hours", "0.005", "--seed", "4",
-                              "--no-noise", "--no-reverb", "--workers", "1", "--quiet"])
+    args = parser.parse_args(
+        [
+            "--out",
+            str(tmp_path / "c"),
+            "--hours",
+            "0.005",
+            "--seed",
+            "4",
+            "--no-noise",
+            "--no-reverb",
+            "--workers",
+            "1",
+            "--quiet",
+        ]
+    )
     assert synth_corpus.run(args) == 0
     printed = capsys.readouterr().out
     assert "train" in printed and "test" in printed

@@ -7,15 +7,18 @@ from speech_rnn.errors import TranscriptError
 from speech_rnn.text import Vocabulary, ctc_min_frames, normalize_text, number_to_words
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("Hello, World!", "hello world"),
-    ("It's 1984.", "it's one thousand nine hundred eighty four"),
-    ("Café  déjà-vu", "cafe deja vu"),
-    ("\ufeff“Quoted” — text\r\n", "quoted text"),
-    ("Agent 007", "agent zero zero seven"),
-    ("'tis rock'n'roll", "tis rock'n'roll"),
-    ("3,500 ships", "three thousand five hundred ships"),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("Hello, World!", "hello world"),
+        ("It's 1984.", "it's one thousand nine hundred eighty four"),
+        ("Café  déjà-vu", "cafe deja vu"),
+        ("\ufeff“Quoted” — text\r\n", "quoted text"),
+        ("Agent 007", "agent zero zero seven"),
+        ("'tis rock'n'roll", "tis rock'n'roll"),
+        ("3,500 ships", "three thousand five hundred ships"),
+    ],
+)
 def test_normalize_text(raw, expected):
     assert normalize_text(raw) == expected
 

@@ -1,6 +1,7 @@
 """The whole loop learns: a tiny model overfits real clips to their exact transcripts; the
 run folder holds what it promises, reloads in a fresh process and transcribes the same, its
 TensorBoard events read back with TensorBoard's own loader, and a resumed run continues."""
+
 from __future__ import annotations
 
 import json
@@ -18,10 +19,18 @@ from speech_rnn.manifest import write_manifest
 from speech_rnn.text import normalize_text
 
 OVERFIT = [
-    "model.lstm_layers=2", "model.lstm_units=64", "model.dropout=0", "model.input_dropout=0",
-    "specaugment.enabled=false", "train.batch_size=2", "train.learning_rate=0.003",
-    "train.warmup_steps=10", "train.anneal_patience=1000", "train.early_stop_patience=1000",
-    "train.checkpoint_every_steps=25", "train.log_samples=2",
+    "model.lstm_layers=2",
+    "model.lstm_units=64",
+    "model.dropout=0",
+    "model.input_dropout=0",
+    "specaugment.enabled=false",
+    "train.batch_size=2",
+    "train.learning_rate=0.003",
+    "train.warmup_steps=10",
+    "train.anneal_patience=1000",
+    "train.early_stop_patience=1000",
+    "train.checkpoint_every_steps=25",
+    "train.log_samples=2",
 ]
 MAX_STEPS = 110  # measured: CER 0 from about step 70 on two clips
 
@@ -29,6 +38,7 @@ MAX_STEPS = 110  # measured: CER 0 from about step 70 on two clips
 @pytest.fixture(scope="module")
 def overfit_run(tmp_path_factory):
     from speech_rnn.train import train
+
     root = tmp_path_factory.mktemp("overfit")
     clips = short_kathleen_clips(2)
     write_manifest(clips, root / "clips.jsonl")
@@ -39,6 +49,7 @@ def overfit_run(tmp_path_factory):
 
 def test_tiny_model_overfits_real_clips_to_the_exact_transcripts(overfit_run):
     from speech_rnn import load_model
+
     root, clips, metrics = overfit_run
     assert metrics["steps"] == MAX_STEPS
     assert metrics["nonfinite_steps"] == 0
@@ -51,31 +62,45 @@ def test_tiny_model_overfits_real_clips_to_the_exact_transcripts(overfit_run):
 def test_run_folder_holds_everything_promised(overfit_run):
     root, _, metrics = overfit_run
     run = root / "run"
-    for name in ("config.json", "vocab.json", "feature_stats.json", "best.keras", "last.keras",
-                 "env.json", "metrics.json", "history.jsonl", "checkpoints/checkpoint"):
+    for name in (
+        "config.json",
+        "vocab.json",
+        "feature_stats.json",
+        "best.keras",
+        "last.keras",
+        "env.json",
+        "metrics.json",
+        "history.jsonl",
+        "checkpoints/checkpoint",
+    ):
         assert (run / name).is_file(), name
     env = json.loads((run / "env.json").read_text())
     assert env["tensorflow"] and env["keras"] and env["seed"] == 1234 and env["devices"]
     saved = json.loads((run / "metrics.json").read_text())
     assert saved["steps"] == metrics["steps"]
     assert Config.load(run / "config.json") == Config().with_overrides(
-        OVERFIT + [f"train.epochs={MAX_STEPS // 2}"])
+        OVERFIT + [f"train.epochs={MAX_STEPS // 2}"]
+    )
 
 
 def test_tensorboard_events_read_back(overfit_run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.util import tensor_util
+
     root, _, _ = overfit_run
 
     def load(split):
-        acc = EventAccumulator(str(root / "run" / "tensorboard" / split),
-                               size_guidance={"tensors": 0})
+        acc = EventAccumulator(
+            str(root / "run" / "tensorboard" / split), size_guidance={"tensors": 0}
+        )
         acc.Reload()
         return acc
 
     train, dev = load("train"), load("dev")
-    for acc, tags in ((train, ("loss", "learning_rate", "audio_seconds_per_second")),
-                      (dev, ("loss", "wer", "cer"))):
+    for acc, tags in (
+        (train, ("loss", "learning_rate", "audio_seconds_per_second")),
+        (dev, ("loss", "wer", "cer")),
+    ):
         for tag in tags:
             events = acc.Tensors(tag)
             assert events, tag
@@ -86,24 +111,33 @@ def test_tensorboard_events_read_back(overfit_run):
     text = tensor_util.make_ndarray(dev.Tensors("transcripts")[-1].tensor_proto)
     assert "reference" in text.item().decode()
     tags = dev.Tags()["tensors"]
-    assert any(t.startswith("clip_0") for t in tags) and any(t.startswith("mfcc_windows_0") for t in tags)
+    assert any(t.startswith("clip_0") for t in tags) and any(
+        t.startswith("mfcc_windows_0") for t in tags
+    )
 
 
 def test_reloaded_run_transcribes_exactly_like_the_in_memory_model(overfit_run, tmp_path):
     from speech_rnn import load_model
+
     root, clips, _ = overfit_run
     recognizer = load_model(root / "run")
-    expected = {c.audio_filepath: recognizer.logits(
-        recognizer._waveform(c.audio_filepath, None)).tolist() for c in clips}
+    expected = {
+        c.audio_filepath: recognizer.logits(recognizer._waveform(c.audio_filepath, None)).tolist()
+        for c in clips
+    }
     script = (
         "import json, sys\n"
         "from speech_rnn import load_model\n"
         "r = load_model(sys.argv[1])\n"
         "out = {p: r.logits(r._waveform(p, None)).tolist() for p in sys.argv[2:]}\n"
-        "print(json.dumps(out))\n")
-    proc = subprocess.run([sys.executable, "-c", script, str(root / "run"),
-                           *[c.audio_filepath for c in clips]],
-                          capture_output=True, text=True, timeout=300)
+        "print(json.dumps(out))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(root / "run"), *[c.audio_filepath for c in clips]],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     fresh = json.loads(proc.stdout.strip().splitlines()[-1])
     for path, logits in expected.items():
@@ -112,6 +146,7 @@ def test_reloaded_run_transcribes_exactly_like_the_in_memory_model(overfit_run, 
 
 def test_resuming_continues_the_step_count(overfit_run, tmp_path):
     from speech_rnn.train import load_history, train
+
     root, _, metrics = overfit_run
     run = tmp_path / "run"
     shutil.copytree(root / "run", run)
@@ -127,6 +162,7 @@ def test_resuming_continues_the_step_count(overfit_run, tmp_path):
 def test_resume_refuses_a_changed_model_config(overfit_run, tmp_path):
     from speech_rnn.errors import ConfigError
     from speech_rnn.train import train
+
     root, _, _ = overfit_run
     run = tmp_path / "run"
     shutil.copytree(root / "run", run, ignore=shutil.ignore_patterns("cache"))

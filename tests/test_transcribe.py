@@ -1,6 +1,7 @@
 """Transcription: word times and confidences (hand-made alignments, then the checked-in
 digits model on connected digits with known boundaries), the Python API, batching, and
 the command line (formats, output folders, stdin, per-file failures, flag checks, lm)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -44,13 +45,20 @@ def aligned_logits(spans, steps=60, chars=DIGIT_CHARS):
     probs = np.full((steps, blank + 1), 1e-3)
     probs[:, blank] = 0.95
     for char, first, last, p in spans:
-        probs[first:last + 1, blank] = (1 - p) * 0.9
-        probs[first:last + 1, chars.index(char)] = p
+        probs[first : last + 1, blank] = (1 - p) * 0.9
+        probs[first : last + 1, chars.index(char)] = p
     return np.log(probs / probs.sum(axis=1, keepdims=True))
 
 
-SPANS = [("o", 10, 10, .9), ("n", 11, 12, .9), ("e", 13, 13, .9), (" ", 30, 30, .9),
-         ("t", 40, 40, .9), ("w", 41, 41, .6), ("o", 42, 44, .9)]
+SPANS = [
+    ("o", 10, 10, 0.9),
+    ("n", 11, 12, 0.9),
+    ("e", 13, 13, 0.9),
+    (" ", 30, 30, 0.9),
+    ("t", 40, 40, 0.9),
+    ("w", 41, 41, 0.6),
+    ("o", 42, 44, 0.9),
+]
 
 
 def test_word_times_and_confidence_from_a_known_alignment():
@@ -74,13 +82,15 @@ def test_every_decoder_gives_the_same_times_on_a_clean_alignment():
     logits = aligned_logits(SPANS)
     blank = r.vocab.blank_id
     expected = r.words(greedy_decode(logits, len(logits), blank), logits)
-    for hyp in (beam_decode(logits[None], [len(logits)], blank, 8)[0],
-                prefix_beam_search(logits, blank, DIGIT_CHARS, 8)):
+    for hyp in (
+        beam_decode(logits[None], [len(logits)], blank, 8)[0],
+        prefix_beam_search(logits, blank, DIGIT_CHARS, 8),
+    ):
         assert r.words(hyp, logits) == expected
 
 
 def test_time_reduction_sets_the_frame_duration():
-    r = bare_recognizer(seconds_per_window=0.04)   # e.g. 10 ms frames, stride 4
+    r = bare_recognizer(seconds_per_window=0.04)  # e.g. 10 ms frames, stride 4
     logits = aligned_logits(SPANS)
     words = r.words(greedy_decode(logits, len(logits), r.vocab.blank_id), logits)
     assert [(w.start, w.end) for w in words] == [(0.4, 0.56), (1.6, 1.8)]
@@ -97,13 +107,15 @@ def recognizer():
 @pytest.fixture(scope="module")
 def test_digits(fsdd_dir):
     from fixtures.digits import connected_digits
+
     return connected_digits(fsdd_dir, "test", 150, seed=7)
 
 
 def matched(hyp_words, reference):
     """Hypothesis words aligned to reference words: (correct flags, [(hyp, ref)] pairs)."""
-    sm = difflib.SequenceMatcher(a=[w.word for w in hyp_words], b=[r[0] for r in reference],
-                                 autojunk=False)
+    sm = difflib.SequenceMatcher(
+        a=[w.word for w in hyp_words], b=[r[0] for r in reference], autojunk=False
+    )
     correct, pairs = [False] * len(hyp_words), []
     for block in sm.get_matching_blocks():
         for k in range(block.size):
@@ -130,9 +142,11 @@ def test_word_boundaries_are_within_100_ms(decoded, test_digits):
             errors += [abs(hyp.start - start), abs(hyp.end - end)]
     errors = np.array(errors)
     within = float(np.mean(errors <= 0.1))
-    print(f"\n{len(errors) // 2} correct words: boundary error median "
-          f"{1000 * np.median(errors):.0f} ms, 90th percentile "
-          f"{1000 * np.percentile(errors, 90):.0f} ms, {100 * within:.1f}% within 100 ms")
+    print(
+        f"\n{len(errors) // 2} correct words: boundary error median "
+        f"{1000 * np.median(errors):.0f} ms, 90th percentile "
+        f"{1000 * np.percentile(errors, 90):.0f} ms, {100 * within:.1f}% within 100 ms"
+    )
     assert len(errors) > 600
     assert within >= 0.9
     assert np.median(errors) <= 0.05
@@ -146,8 +160,10 @@ def test_confidence_is_lower_on_wrong_words(decoded, test_digits):
             (right if ok else wrong).append(word.confidence)
             assert 0.0 <= word.confidence <= 1.0
     score = auroc(right, wrong)
-    print(f"\nconfidence AUROC {score:.3f} over {len(right)} right and {len(wrong)} wrong "
-          f"words (mean {np.mean(right):.2f} vs {np.mean(wrong):.2f})")
+    print(
+        f"\nconfidence AUROC {score:.3f} over {len(right)} right and {len(wrong)} wrong "
+        f"words (mean {np.mean(right):.2f} vs {np.mean(wrong):.2f})"
+    )
     assert len(wrong) >= 15
     assert score >= 0.8
 
@@ -181,9 +197,11 @@ def test_decoding_option_checks(recognizer, tmp_path):
 
 def test_language_model_through_the_recognizer(recognizer, test_digits, tmp_path):
     from speech_rnn.lm import build_arpa
+
     rng = np.random.default_rng(0)
-    (tmp_path / "text.txt").write_text("\n".join(
-        " ".join(str(d) for d in rng.integers(0, 10, 4)) for _ in range(300)))
+    (tmp_path / "text.txt").write_text(
+        "\n".join(" ".join(str(d) for d in rng.integers(0, 10, 4)) for _ in range(300))
+    )
     build_arpa(tmp_path / "text.txt", tmp_path / "digits.arpa", order=3)
     vocabulary = set("zero one two three four five six seven eight nine".split())
     for utt in test_digits[:10]:
@@ -208,8 +226,9 @@ def test_many_files_batched_by_length_equal_one_by_one(recognizer, test_digits, 
         else:
             alone = recognizer.transcribe(path)
             assert outcomes[i].text == alone.text
-            assert [(w.start, w.end) for w in outcomes[i].words] == \
-                [(w.start, w.end) for w in alone.words]
+            assert [(w.start, w.end) for w in outcomes[i].words] == [
+                (w.start, w.end) for w in alone.words
+            ]
 
 
 # -- command line ----------------------------------------------------------------------------
@@ -233,8 +252,17 @@ def run_cli(capsys, *args):
 
 def test_cli_writes_every_format_per_input(audio_tree, capsys):
     out_dir = audio_tree / "out"
-    code, stdout, stderr = run_cli(capsys, "transcribe", "--model", FIXTURE_MODEL,
-                                   audio_tree / "in", "-f", "all", "-o", out_dir)
+    code, stdout, stderr = run_cli(
+        capsys,
+        "transcribe",
+        "--model",
+        FIXTURE_MODEL,
+        audio_tree / "in",
+        "-f",
+        "all",
+        "-o",
+        out_dir,
+    )
     assert code == 0, stderr
     assert "wrote 25 file(s)" in stderr and stdout == ""
     for name in ("a/clip0", "a/clip1", "b/clip0", "b/clip2", "b/clip3"):
@@ -252,13 +280,21 @@ def test_cli_glob_and_stdout_order(audio_tree, capsys):
     code, stdout, _ = run_cli(capsys, "transcribe", "--model", FIXTURE_MODEL, *files)
     assert code == 0
     assert [line.split("\t")[0] for line in stdout.splitlines()] == [str(f) for f in files]
-    code, stdout, _ = run_cli(capsys, "transcribe", "--model", FIXTURE_MODEL, "--glob",
-                              "clip0*", audio_tree / "in", "-f", "json")
+    code, stdout, _ = run_cli(
+        capsys,
+        "transcribe",
+        "--model",
+        FIXTURE_MODEL,
+        "--glob",
+        "clip0*",
+        audio_tree / "in",
+        "-f",
+        "json",
+    )
     assert code == 0
     rows = [json.loads(line) for line in stdout.splitlines()]
     assert [Path(r["file"]).name for r in rows] == ["clip0.wav", "clip0.wav"]
-    code, stdout, _ = run_cli(capsys, "transcribe", "--model", FIXTURE_MODEL, files[0],
-                              "-f", "srt")
+    code, stdout, _ = run_cli(capsys, "transcribe", "--model", FIXTURE_MODEL, files[0], "-f", "srt")
     assert code == 0 and stdout.startswith("1\n00:00:0")
 
 
@@ -266,9 +302,16 @@ def test_cli_reports_each_failed_file_and_goes_on(audio_tree, capsys, tmp_path):
     (tmp_path / "bad.wav").write_text("not audio")
     (tmp_path / "empty").mkdir()
     good = audio_tree / "in" / "a" / "clip0.wav"
-    code, stdout, stderr = run_cli(capsys, "transcribe", "--model", FIXTURE_MODEL,
-                                   tmp_path / "bad.wav", good, tmp_path / "missing.flac",
-                                   tmp_path / "empty")
+    code, stdout, stderr = run_cli(
+        capsys,
+        "transcribe",
+        "--model",
+        FIXTURE_MODEL,
+        tmp_path / "bad.wav",
+        good,
+        tmp_path / "missing.flac",
+        tmp_path / "empty",
+    )
     assert code == 1
     assert stdout.splitlines()[0].startswith(f"{good}\t") and len(stdout.splitlines()) == 1
     errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
@@ -279,18 +322,21 @@ def test_cli_reports_each_failed_file_and_goes_on(audio_tree, capsys, tmp_path):
     assert "3 of 4 input(s) failed" in stderr and "Traceback" not in stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--alpha", "0.5"], "add --lm"),
-    (["--beta", "1"], "add --lm"),
-    (["--lm", "x.arpa", "--beam", "1"], "--beam >= 2"),
-    (["--beam", "-1"], "--beam must be >= 0"),
-    (["--batch-size", "0"], "--batch-size"),
-    (["-f", "all"], "add --output-dir"),
-    (["SECOND", "-f", "vtt"], "single input"),
-    (["--glob", "*.wav"], "no INPUT is a folder"),
-    (["-", "-"], "only once"),
-    (["--threads", "0"], "--threads must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--alpha", "0.5"], "add --lm"),
+        (["--beta", "1"], "add --lm"),
+        (["--lm", "x.arpa", "--beam", "1"], "--beam >= 2"),
+        (["--beam", "-1"], "--beam must be >= 0"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["-f", "all"], "add --output-dir"),
+        (["SECOND", "-f", "vtt"], "single input"),
+        (["--glob", "*.wav"], "no INPUT is a folder"),
+        (["-", "-"], "only once"),
+        (["--threads", "0"], "--threads must be >= 1"),
+    ],
+)
 def test_cli_rejects_flag_combinations(audio_tree, capsys, args, message):
     first = audio_tree / "in" / "a" / "clip0.wav"
     args = [str(first) if a == "SECOND" else a for a in args]
@@ -306,8 +352,19 @@ def test_cli_reads_a_wav_stream_on_stdin(audio_tree, recognizer):
     buffer = io.BytesIO()
     audio, rate = soundfile.read(str(path), dtype="float32")
     soundfile.write(buffer, audio, rate, format="WAV", subtype="PCM_16")
-    command = [sys.executable, "-m", "speech_rnn.cli", "transcribe", "--model",
-               str(FIXTURE_MODEL), "-", "-f", "json", "--threads", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "speech_rnn.cli",
+        "transcribe",
+        "--model",
+        str(FIXTURE_MODEL),
+        "-",
+        "-f",
+        "json",
+        "--threads",
+        "1",
+    ]
     proc = subprocess.run(command, input=buffer.getvalue(), capture_output=True, timeout=300)
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     data = json.loads(proc.stdout.decode())
@@ -319,12 +376,15 @@ def test_cli_reads_a_wav_stream_on_stdin(audio_tree, recognizer):
 
 def test_cli_lm_build_and_tune(recognizer, test_digits, tmp_path, capsys):
     from speech_rnn.manifest import Utterance, write_manifest
+
     text = tmp_path / "corpus.txt"
     rng = np.random.default_rng(1)
-    text.write_text("\n".join(" ".join(str(d) for d in rng.integers(0, 10, 5))
-                              for _ in range(200)) + "\n")
-    code, stdout, stderr = run_cli(capsys, "lm", "build", "--text", text, "--order", "2",
-                                   "--out", tmp_path / "lm.arpa")
+    text.write_text(
+        "\n".join(" ".join(str(d) for d in rng.integers(0, 10, 5)) for _ in range(200)) + "\n"
+    )
+    code, stdout, stderr = run_cli(
+        capsys, "lm", "build", "--text", text, "--order", "2", "--out", tmp_path / "lm.arpa"
+    )
     assert code == 0, stderr
     assert "order 2, 200 sentences, 1000 words" in stdout
     utts = []
@@ -332,16 +392,41 @@ def test_cli_lm_build_and_tune(recognizer, test_digits, tmp_path, capsys):
         soundfile.write(str(tmp_path / f"d{i}.wav"), utt.audio, 8000)
         utts.append(Utterance(str(tmp_path / f"d{i}.wav"), len(utt.audio) / 8000, utt.text))
     write_manifest(utts, tmp_path / "dev.jsonl")
-    code, stdout, stderr = run_cli(capsys, "lm", "tune", "--model", FIXTURE_MODEL, "--manifest",
-                                   tmp_path / "dev.jsonl", "--lm", tmp_path / "lm.arpa",
-                                   "--alphas", "0,0.5", "--betas", "0,1", "--beam", "8",
-                                   "--out", tmp_path / "tune.json")
+    code, stdout, stderr = run_cli(
+        capsys,
+        "lm",
+        "tune",
+        "--model",
+        FIXTURE_MODEL,
+        "--manifest",
+        tmp_path / "dev.jsonl",
+        "--lm",
+        tmp_path / "lm.arpa",
+        "--alphas",
+        "0,0.5",
+        "--betas",
+        "0,1",
+        "--beam",
+        "8",
+        "--out",
+        tmp_path / "tune.json",
+    )
     assert code == 0, stderr
     result = json.loads((tmp_path / "tune.json").read_text())
     assert len(result["grid"]) == 4 and result["alpha"] in (0, 0.5) and result["beta"] in (0, 1)
     assert result["wer"] == min(row[2] for row in result["grid"])
     assert "best: --alpha" in stdout
-    code, _, stderr = run_cli(capsys, "lm", "tune", "--model", FIXTURE_MODEL, "--manifest",
-                              tmp_path / "dev.jsonl", "--lm", tmp_path / "lm.arpa",
-                              "--alphas", "x")
+    code, _, stderr = run_cli(
+        capsys,
+        "lm",
+        "tune",
+        "--model",
+        FIXTURE_MODEL,
+        "--manifest",
+        tmp_path / "dev.jsonl",
+        "--lm",
+        tmp_path / "lm.arpa",
+        "--alphas",
+        "x",
+    )
     assert code == 2 and "--alphas" in stderr

@@ -1,4 +1,5 @@
 """Output formats: timestamp formatting, escaping, one cue per segment, JSON round trip."""
+
 from __future__ import annotations
 
 import json
@@ -18,19 +19,26 @@ from speech_rnn.writers import (
 
 
 def sample(text_a="hello there", text_b="general kenobi") -> Transcription:
-    words = (Word(0.5, 0.9, "hello", 0.91), Word(1.0, 1.4, "there", 0.42),
-             Word(62.345, 62.9, "general", 0.8), Word(63.0, 63.5, "kenobi", 0.75))
+    words = (
+        Word(0.5, 0.9, "hello", 0.91),
+        Word(1.0, 1.4, "there", 0.42),
+        Word(62.345, 62.9, "general", 0.8),
+        Word(63.0, 63.5, "kenobi", 0.75),
+    )
     segments = (Segment(0.5, 1.4, text_a), Segment(62.345, 63.5, text_b))
     return Transcription(f"{text_a} {text_b}", 64.0, segments, words, DecodingOptions())
 
 
-@pytest.mark.parametrize("seconds, srt, vtt", [
-    (0.0, "00:00:00,000", "00:00:00.000"),
-    (62.345, "00:01:02,345", "00:01:02.345"),
-    (3599.9996, "01:00:00,000", "01:00:00.000"),   # rounds up across every unit
-    (3723.004, "01:02:03,004", "01:02:03.004"),
-    (360000.0, "100:00:00,000", "100:00:00.000"),  # hours are not wrapped
-])
+@pytest.mark.parametrize(
+    "seconds, srt, vtt",
+    [
+        (0.0, "00:00:00,000", "00:00:00.000"),
+        (62.345, "00:01:02,345", "00:01:02.345"),
+        (3599.9996, "01:00:00,000", "01:00:00.000"),  # rounds up across every unit
+        (3723.004, "01:02:03,004", "01:02:03.004"),
+        (360000.0, "100:00:00,000", "100:00:00.000"),  # hours are not wrapped
+    ],
+)
 def test_timestamps(seconds, srt, vtt):
     assert format_timestamp(seconds) == srt
     assert format_timestamp(seconds, ".") == vtt
@@ -44,25 +52,29 @@ def test_timestamp_rejects_impossible_times(bad):
 
 def test_srt():
     out = render(sample(), "srt")
-    assert out == ("1\n00:00:00,500 --> 00:00:01,400\nhello there\n\n"
-                   "2\n00:01:02,345 --> 00:01:03,500\ngeneral kenobi\n")
+    assert out == (
+        "1\n00:00:00,500 --> 00:00:01,400\nhello there\n\n"
+        "2\n00:01:02,345 --> 00:01:03,500\ngeneral kenobi\n"
+    )
 
 
 def test_vtt():
     out = render(sample(), "vtt")
-    assert out == ("WEBVTT\n\n00:00:00.500 --> 00:00:01.400\nhello there\n\n"
-                   "00:01:02.345 --> 00:01:03.500\ngeneral kenobi\n")
+    assert out == (
+        "WEBVTT\n\n00:00:00.500 --> 00:00:01.400\nhello there\n\n"
+        "00:01:02.345 --> 00:01:03.500\ngeneral kenobi\n"
+    )
 
 
 def test_cue_text_is_escaped_and_kept_on_one_line():
     tricky = sample("a <i>b</i> & c --> d", "two\n\nlines\tand {\\an8} tags")
     vtt = render(tricky, "vtt")
     assert "a &lt;i&gt;b&lt;/i&gt; &amp; c --&gt; d" in vtt
-    assert "<" not in vtt and vtt.count("-->") == 2   # only the two timing lines
+    assert "<" not in vtt and vtt.count("-->") == 2  # only the two timing lines
     assert "two lines and {\\an8} tags" in vtt
     srt = render(tricky, "srt")
     assert "<" not in srt and "{" not in srt
-    assert srt.count("-->") == 2                       # the ">" of the literal one is escaped
+    assert srt.count("-->") == 2  # the ">" of the literal one is escaped
     blocks = srt.strip().split("\n\n")
     assert len(blocks) == 2 and all(len(b.splitlines()) == 3 for b in blocks)
     assert escape_vtt("&amp;") == "&amp;amp;"
@@ -89,13 +101,20 @@ def test_json_is_the_transcription_structure():
     assert set(data) == {"text", "duration", "segments", "words", "options"}
     assert data["words"][1] == {"start": 1.0, "end": 1.4, "word": "there", "confidence": 0.42}
     assert data["segments"][1] == {"start": 62.345, "end": 63.5, "text": "general kenobi"}
-    assert data["options"] == {"beam_width": 0, "lm": None, "alpha": 0.5, "beta": 1.0,
-                               "method": "greedy"}
-    rebuilt = Transcription(data["text"], data["duration"],
-                            tuple(Segment(**s) for s in data["segments"]),
-                            tuple(Word(**w) for w in data["words"]),
-                            DecodingOptions(**{k: v for k, v in data["options"].items()
-                                               if k != "method"}))
+    assert data["options"] == {
+        "beam_width": 0,
+        "lm": None,
+        "alpha": 0.5,
+        "beta": 1.0,
+        "method": "greedy",
+    }
+    rebuilt = Transcription(
+        data["text"],
+        data["duration"],
+        tuple(Segment(**s) for s in data["segments"]),
+        tuple(Word(**w) for w in data["words"]),
+        DecodingOptions(**{k: v for k, v in data["options"].items() if k != "method"}),
+    )
     assert rebuilt == sample()
 
 

@@ -1,5 +1,6 @@
 """Shared pieces of the benchmark suite (:mod:`speech_rnn.bench`): the data it runs on,
 timing helpers and the machine description. Workers are started by :mod:`.launch`."""
+
 from __future__ import annotations
 
 import os
@@ -42,14 +43,21 @@ def peak_rss_mb() -> float:
 def kathleen_utterances(data_dir, limit: int | None = None) -> list:
     """Kathleen clips (16 kHz FLAC + transcript) in file-name order."""
     import soundfile
+
     folder = Path(data_dir) / "kathleen"
     out = []
     for flac in sorted(folder.glob("*.flac")):
         text_file = flac.with_suffix(".txt")
         if not text_file.is_file():
             continue
-        out.append(Utterance(str(flac), soundfile.info(str(flac)).duration,
-                             text_file.read_text(encoding="utf-8").strip(), id=flac.stem))
+        out.append(
+            Utterance(
+                str(flac),
+                soundfile.info(str(flac)).duration,
+                text_file.read_text(encoding="utf-8").strip(),
+                id=flac.stem,
+            )
+        )
         if limit is not None and len(out) >= limit:
             break
     return out
@@ -58,11 +66,14 @@ def kathleen_utterances(data_dir, limit: int | None = None) -> list:
 def fsdd_utterances(data_dir, limit: int | None = None) -> list:
     """FSDD digits (8 kHz WAV, so the pipeline resamples them), spread over speakers."""
     import soundfile
+
     found = fsdd.recordings(Path(data_dir) / "fsdd")
     if limit is not None and found:
-        found = found[::max(1, len(found) // max(limit, 1))][:limit]
-    return [Utterance(str(r.path), soundfile.info(str(r.path)).duration, r.word, id=r.path.stem)
-            for r in found]
+        found = found[:: max(1, len(found) // max(limit, 1))][:limit]
+    return [
+        Utterance(str(r.path), soundfile.info(str(r.path)).duration, r.word, id=r.path.stem)
+        for r in found
+    ]
 
 
 def manifest_utterances(path, limit: int | None = None) -> list:
@@ -71,13 +82,17 @@ def manifest_utterances(path, limit: int | None = None) -> list:
 
 
 def to_dicts(utterances) -> list:
-    return [{"audio_filepath": u.audio_filepath, "duration": u.duration, "text": u.text,
-             "id": u.id} for u in utterances]
+    return [
+        {"audio_filepath": u.audio_filepath, "duration": u.duration, "text": u.text, "id": u.id}
+        for u in utterances
+    ]
 
 
 def from_dicts(items) -> list:
-    return [Utterance(d["audio_filepath"], float(d["duration"]), d["text"], id=d.get("id"))
-            for d in items]
+    return [
+        Utterance(d["audio_filepath"], float(d["duration"]), d["text"], id=d.get("id"))
+        for d in items
+    ]
 
 
 def build_examples(utterances, config: Config, vocab=None):
@@ -99,6 +114,7 @@ def build_examples(utterances, config: Config, vocab=None):
 # -- machine ------------------------------------------------------------------------------------
 def _version(*names) -> str | None:
     from importlib import metadata
+
     for name in names:
         try:
             return metadata.version(name)
@@ -113,7 +129,7 @@ def describe_machine() -> dict:
     except (AttributeError, OSError):
         affinity = None
     try:
-        memory_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30, 1)
+        memory_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     except (ValueError, OSError, AttributeError):
         memory_gib = None
     return {
@@ -130,7 +146,14 @@ def describe_machine() -> dict:
         "librosa": _version("librosa"),
         "pocketsphinx": _version("pocketsphinx"),
         "git_commit": git_commit(),
-        "thread_env": {k: os.environ.get(k) for k in
-                       ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
-                        "OPENBLAS_CORETYPE", "TF_ENABLE_ONEDNN_OPTS")},
+        "thread_env": {
+            k: os.environ.get(k)
+            for k in (
+                "OMP_NUM_THREADS",
+                "TF_NUM_INTRAOP_THREADS",
+                "TF_NUM_INTEROP_THREADS",
+                "OPENBLAS_CORETYPE",
+                "TF_ENABLE_ONEDNN_OPTS",
+            )
+        },
     }

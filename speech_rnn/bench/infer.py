@@ -9,6 +9,7 @@ fixed before TensorFlow started:
 * ``run_scaling``: transcription time of 2, 8 and 32 s of audio.
 * ``make_model``: a run folder with randomly initialized weights (for speed only).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,8 +45,11 @@ def make_model(spec: dict) -> dict:
     FeatureStats((0.0,) * dim, (1.0,) * dim).save(run.feature_stats)
     model = build_model(config.model, window_dim(config.features), vocab.num_classes)
     save_keras_atomic(model, run.last_model)
-    return {"run_dir": str(run.root), "num_classes": vocab.num_classes,
-            "parameters": int(model.count_params())}
+    return {
+        "run_dir": str(run.root),
+        "num_classes": vocab.num_classes,
+        "parameters": int(model.count_params()),
+    }
 
 
 def _pocketsphinx():
@@ -86,7 +90,7 @@ def breakdown(recognizer, files) -> dict:
         t1 = clock()
         windows = recognizer.features(waveform)
         t2 = clock()
-        logits = recognizer.forward(windows[np.newaxis], [len(windows)]).numpy()[0, :len(windows)]
+        logits = recognizer.forward(windows[np.newaxis], [len(windows)]).numpy()[0, : len(windows)]
         t3 = clock()
         hyp = recognizer.decode(logits, options)
         recognizer.words(hyp, logits, 0.0, len(waveform) / recognizer.sample_rate)
@@ -112,19 +116,35 @@ def run(spec: dict) -> dict:
     times = {"greedy": [], "beam": [], "pocketsphinx": []}
     for _ in range(int(spec["repeats"])):
         times["greedy"].append(_time_files(recognizer.transcribe, files))
-        times["beam"].append(_time_files(lambda f: recognizer.transcribe(f, beam_width=beam),
-                                         files))
+        times["beam"].append(
+            _time_files(lambda f: recognizer.transcribe(f, beam_width=beam), files)
+        )
         if decoder is not None:
-            times["pocketsphinx"].append(_time_files(
-                lambda f: pocketsphinx_transcribe(decoder, f), files))
-    out = {"files": len(files), "audio_seconds": round(audio, 2), "beam_width": beam,
-           "times_s": times, "first_pass_s": first_pass,
-           "rtf_first_pass": first_pass / audio,
-           "padded_lengths": len({padded_length(num_windows(
-               int(round(audio_duration(f) * recognizer.sample_rate)), recognizer.config.features,
-               recognizer.sample_rate)) for f in files}),
-           "rtf_greedy": median(times["greedy"]) / audio,
-           "rtf_beam": median(times["beam"]) / audio}
+            times["pocketsphinx"].append(
+                _time_files(lambda f: pocketsphinx_transcribe(decoder, f), files)
+            )
+    out = {
+        "files": len(files),
+        "audio_seconds": round(audio, 2),
+        "beam_width": beam,
+        "times_s": times,
+        "first_pass_s": first_pass,
+        "rtf_first_pass": first_pass / audio,
+        "padded_lengths": len(
+            {
+                padded_length(
+                    num_windows(
+                        int(round(audio_duration(f) * recognizer.sample_rate)),
+                        recognizer.config.features,
+                        recognizer.sample_rate,
+                    )
+                )
+                for f in files
+            }
+        ),
+        "rtf_greedy": median(times["greedy"]) / audio,
+        "rtf_beam": median(times["beam"]) / audio,
+    }
     if decoder is not None:
         out["rtf_pocketsphinx"] = median(times["pocketsphinx"]) / audio
         out["pocketsphinx_example"] = pocketsphinx_transcribe(decoder, files[0])
@@ -143,9 +163,14 @@ def run(spec: dict) -> dict:
             results = list(recognizer.transcribe_many(many, batch_size=batch_size))
             batch_times.append(clock() - start)
         failures = sum(1 for _, _, r in results if isinstance(r, Exception))
-        out["batch"] = {"files": len(many), "audio_seconds": round(many_audio, 2),
-                        "batch_size": batch_size, "times_s": batch_times, "failures": failures,
-                        "x_realtime": many_audio / median(batch_times)}
+        out["batch"] = {
+            "files": len(many),
+            "audio_seconds": round(many_audio, 2),
+            "batch_size": batch_size,
+            "times_s": batch_times,
+            "failures": failures,
+            "x_realtime": many_audio / median(batch_times),
+        }
     out["matmul"] = measure_matmul()
     return out
 
@@ -167,13 +192,19 @@ def run_scaling(spec: dict) -> dict:
     speech = np.tile(speech, int(np.ceil(longest * sr / len(speech))))
     results = []
     for seconds in spec["seconds"]:
-        waveform = speech[:int(round(seconds * sr))]
-        recognizer.transcribe(waveform)                    # warm-up
+        waveform = speech[: int(round(seconds * sr))]
+        recognizer.transcribe(waveform)  # warm-up
         times = []
         for _ in range(int(spec["repeats"])):
             start = clock()
             recognizer.transcribe(waveform)
             times.append(clock() - start)
-        results.append({"seconds": seconds, "times_s": times, "transcribe_s": median(times),
-                        "rtf": median(times) / seconds})
+        results.append(
+            {
+                "seconds": seconds,
+                "times_s": times,
+                "transcribe_s": median(times),
+                "rtf": median(times) / seconds,
+            }
+        )
     return {"lengths": results, "source": str(Path(spec["source_files"][0]).parent)}

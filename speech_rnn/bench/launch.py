@@ -1,5 +1,6 @@
 """Running one benchmark measurement in a fresh worker process (:mod:`.worker`), so that
 thread settings apply before TensorFlow starts and peak memory belongs to one job."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,9 @@ def set_in_process(flag: bool) -> None:
     _IN_PROCESS["on"] = bool(flag)
 
 
-def run_worker(task: str, spec: dict, work_dir, threads: int | None = None,
-               timeout: float = 1800) -> dict:
+def run_worker(
+    task: str, spec: dict, work_dir, threads: int | None = None, timeout: float = 1800
+) -> dict:
     """Run one measurement in a fresh Python process; returns its result dict. ``threads``
     caps TensorFlow's intra/inter-op pools (and OpenMP's) before TensorFlow initializes."""
     work_dir = Path(work_dir)
@@ -34,8 +36,9 @@ def run_worker(task: str, spec: dict, work_dir, threads: int | None = None,
     if _IN_PROCESS["on"]:
         started = clock()
         result = run_task(task, spec)
-        result["threads"] = dict(result["threads"], requested=threads,
-                                 note="in-process run: thread settings not applied")
+        result["threads"] = dict(
+            result["threads"], requested=threads, note="in-process run: thread settings not applied"
+        )
         result["worker_wall_s"] = round(clock() - started, 2)
         return result
     stamp = f"{task}_{time.monotonic_ns()}"
@@ -49,9 +52,13 @@ def run_worker(task: str, spec: dict, work_dir, threads: int | None = None,
         env["TF_NUM_INTEROP_THREADS"] = str(threads)
     started = clock()
     try:
-        proc = subprocess.run([sys.executable, "-m", "speech_rnn.bench.worker", task,
-                               str(spec_path), str(out_path)], env=env, capture_output=True,
-                              text=True, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, "-m", "speech_rnn.bench.worker", task, str(spec_path), str(out_path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         raise BenchError(f"{task}: worker ran past {timeout:.0f} s") from None
     memory = Path(str(out_path) + ".memory")
@@ -68,6 +75,6 @@ def run_worker(task: str, spec: dict, work_dir, threads: int | None = None,
 def memory_limit_gib() -> float:
     """Half of the machine's memory: a worker that needs more is stopped (and reported)."""
     try:
-        return 0.5 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+        return 0.5 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError, AttributeError):
         return 8.0

@@ -4,6 +4,7 @@ windows, bucketing, padding, prefetch), cold (first epoch, writing the cache) an
 next epoch, reading it), against a plain librosa loop computing the same features from the
 same files, file after file. Runs inside a worker (:mod:`speech_rnn.bench.worker`).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,15 +35,26 @@ def librosa_features(path: str, config: Config, mean: np.ndarray, inv_std: np.nd
     shift = (fc.fft_length - length) // 2
     y = np.pad(y, (shift, max(0, (frames - 1) * step + fc.fft_length - shift - len(y))))
     mel = librosa.feature.melspectrogram(
-        y=y, sr=sr, n_fft=fc.fft_length, hop_length=step, win_length=length, window="hann",
-        center=False, power=2.0, n_mels=fc.num_mel_bins, fmin=fc.lower_hz,
-        fmax=min(fc.upper_hz, sr / 2), htk=True, norm=None)
+        y=y,
+        sr=sr,
+        n_fft=fc.fft_length,
+        hop_length=step,
+        win_length=length,
+        window="hann",
+        center=False,
+        power=2.0,
+        n_mels=fc.num_mel_bins,
+        fmin=fc.lower_hz,
+        fmax=min(fc.upper_hz, sr / 2),
+        htk=True,
+        norm=None,
+    )
     log_mel = np.log(mel.T + 1e-6)
-    mfcc = scipy.fft.dct(log_mel, type=2, norm="ortho", axis=-1)[:, :fc.num_mfcc]
+    mfcc = scipy.fft.dct(log_mel, type=2, norm="ortho", axis=-1)[:, : fc.num_mfcc]
     feats = (mfcc - mean) * inv_std
     windows = -(-len(feats) // fc.stride)
     padded = np.zeros(((windows - 1) * fc.stride + fc.stack, feats.shape[1]), np.float32)
-    padded[:len(feats)] = feats
+    padded[: len(feats)] = feats
     index = np.arange(windows)[:, None] * fc.stride + np.arange(fc.stack)[None, :]
     return padded[index].reshape(windows, -1)
 
@@ -55,6 +67,7 @@ def _one_blas_thread():
         from threadpoolctl import threadpool_limits
     except ImportError:
         import contextlib
+
         return contextlib.nullcontext()
     return threadpool_limits(limits=1, user_api="blas")
 
@@ -73,9 +86,14 @@ def _iterate(make) -> dict:
         true_windows += int(lengths.sum())
         padded_windows += int(lengths.size * batch["features"].shape[1])
         batches += 1
-    return {"seconds": clock() - start, "build_seconds": built - start,
-            "audio_seconds": audio, "batches": batches,
-            "true_windows": true_windows, "padded_windows": padded_windows}
+    return {
+        "seconds": clock() - start,
+        "build_seconds": built - start,
+        "audio_seconds": audio,
+        "batches": batches,
+        "true_windows": true_windows,
+        "padded_windows": padded_windows,
+    }
 
 
 def run(spec: dict) -> dict:
@@ -97,13 +115,16 @@ def run(spec: dict) -> dict:
 
     # Same features? Compare one file's windows (TF vs librosa) before timing anything.
     import tensorflow as tf
+
     tf_windows = extractor(tf.constant(load_audio(paths[0], config.audio.sample_rate))).numpy()
     lr_windows = librosa_features(paths[0], config, mean, inv_std)
     rows = min(len(tf_windows), len(lr_windows))
-    diff = np.abs(tf_windows[:rows] - lr_windows[:rows])   # normalized units (std = 1)
-    agreement = {"windows": [len(tf_windows), len(lr_windows)],
-                 "median_abs_diff": float(np.median(diff)),
-                 "share_within_0.1": float(np.mean(diff < 0.1))}
+    diff = np.abs(tf_windows[:rows] - lr_windows[:rows])  # normalized units (std = 1)
+    agreement = {
+        "windows": [len(tf_windows), len(lr_windows)],
+        "median_abs_diff": float(np.median(diff)),
+        "share_within_0.1": float(np.mean(diff < 0.1)),
+    }
 
     cold, warm, warm_build, plain, decode_only = [], [], [], [], []
     efficiency = None
@@ -120,13 +141,18 @@ def run(spec: dict) -> dict:
         decode_only.append(clock() - start)
 
         cache = work / f"repeat{r}" / "train_logmel"
-        first = _iterate(lambda cache=cache: make_dataset(examples, config, extractor,
-                                                          training=True, epoch=0,
-                                                          cache_path=cache))
+        first = _iterate(
+            lambda cache=cache: make_dataset(
+                examples, config, extractor, training=True, epoch=0, cache_path=cache
+            )
+        )
         cold.append(first["seconds"])
         for epoch in (1, 2):
-            again = _iterate(lambda epoch=epoch, cache=cache: make_dataset(
-                examples, config, extractor, training=True, epoch=epoch, cache_path=cache))
+            again = _iterate(
+                lambda epoch=epoch, cache=cache: make_dataset(
+                    examples, config, extractor, training=True, epoch=epoch, cache_path=cache
+                )
+            )
             warm.append(again["seconds"])
             warm_build.append(again["build_seconds"])
         efficiency = again["true_windows"] / max(1, again["padded_windows"])
@@ -135,11 +161,17 @@ def run(spec: dict) -> dict:
         return audio_seconds / median(times)
 
     return {
-        "files": len(paths), "audio_seconds": round(audio_seconds, 2), "repeats": repeats,
-        "cold_times_s": cold, "warm_times_s": warm, "librosa_times_s": plain,
+        "files": len(paths),
+        "audio_seconds": round(audio_seconds, 2),
+        "repeats": repeats,
+        "cold_times_s": cold,
+        "warm_times_s": warm,
+        "librosa_times_s": plain,
         "decode_only_times_s": decode_only,
-        "cold_audio_s_per_s": rate(cold), "warm_audio_s_per_s": rate(warm),
-        "librosa_audio_s_per_s": rate(plain), "decode_only_audio_s_per_s": rate(decode_only),
+        "cold_audio_s_per_s": rate(cold),
+        "warm_audio_s_per_s": rate(warm),
+        "librosa_audio_s_per_s": rate(plain),
+        "decode_only_audio_s_per_s": rate(decode_only),
         "warm_build_times_s": warm_build,
         "warm_iterate_only_audio_s_per_s": audio_seconds / (median(warm) - median(warm_build)),
         "cold_vs_librosa": median(plain) / median(cold),

@@ -9,6 +9,7 @@ Training is the forward pass plus about twice that for the backward pass (3x for
 FLOPs are per *true* audio second: padding the batch to bucket boundaries costs work that
 is not counted, so it shows up as a lower fraction of the limit.
 """
+
 from __future__ import annotations
 
 from ..config import Config
@@ -31,11 +32,13 @@ def model_flops(config: Config, num_classes: int) -> dict:
     layers.append(("logits", 2 * width * num_classes))
     per_window = sum(f for _, f in layers)
     forward = per_window * windows_per_second
-    return {"windows_per_audio_second": windows_per_second,
-            "per_window_by_layer": dict(layers),
-            "forward_per_window": per_window,
-            "inference_flops_per_audio_second": forward,
-            "training_flops_per_audio_second": 3 * forward}
+    return {
+        "windows_per_audio_second": windows_per_second,
+        "per_window_by_layer": dict(layers),
+        "forward_per_window": per_window,
+        "inference_flops_per_audio_second": forward,
+        "training_flops_per_audio_second": 3 * forward,
+    }
 
 
 def measure_matmul(size: int = 1024, repeats: int = 7, calls: int = 8) -> dict:
@@ -58,12 +61,13 @@ def measure_matmul(size: int = 1024, repeats: int = 7, calls: int = 8) -> dict:
         start = clock()
         chain(a).numpy()
         times.append(clock() - start)
-    flops = 2.0 * size ** 3 * calls
+    flops = 2.0 * size**3 * calls
     best = min(times)
     return {"size": size, "flops_per_s": flops / median(times), "best_flops_per_s": flops / best}
 
 
-def fraction_of_limit(flops_per_audio_second: float, audio_seconds_per_second: float,
-                      matmul_flops_per_s: float) -> float:
+def fraction_of_limit(
+    flops_per_audio_second: float, audio_seconds_per_second: float, matmul_flops_per_s: float
+) -> float:
     """Achieved model FLOP/s over the measured matmul rate."""
     return flops_per_audio_second * audio_seconds_per_second / matmul_flops_per_s

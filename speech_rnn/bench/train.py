@@ -12,6 +12,7 @@
 * ``run_cer_curve``: :func:`speech_rnn.train.train` for a fixed wall-clock budget, with the
   dev CER it logs along the way.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,9 @@ from .roofline import measure_matmul
 def build_trainer(config: Config, vocab, extractor, examples, label_length: int, boundaries):
     """Model, optimizer and compiled trainer exactly as :func:`speech_rnn.train.train`
     builds them (default strategy, one replica)."""
-    data = TrainingData(vocab, [], list(examples), (), None, extractor, None, label_length,
-                        list(boundaries))
+    data = TrainingData(
+        vocab, [], list(examples), (), None, extractor, None, label_length, list(boundaries)
+    )
     return build_training(config, data, 1).trainer
 
 
@@ -42,6 +44,7 @@ def _fit_epoch(trainer, make) -> tuple:
     the second leaves out the epoch's start-up (building the dataset, filling the shuffle
     buffer, the first batch), which a full-size epoch of many steps amortizes."""
     import keras
+
     ends = []
 
     class StepEnds(keras.callbacks.Callback):
@@ -55,7 +58,6 @@ def _fit_epoch(trainer, make) -> tuple:
 
 def run(spec: dict) -> dict:
     import keras
-
 
     keras.utils.set_random_seed(1234)
     base = Config.from_dict(spec["config"])
@@ -73,11 +75,24 @@ def run(spec: dict) -> dict:
         label_length = label_pad_length(examples)
         cache = Path(spec["work_dir"]) / "train_cache" / name / "train_logmel"
 
-        def real(config=config, extractor=extractor, boundaries=boundaries, cache=cache,
-                 examples=examples, label_length=label_length):
-            return make_dataset(examples, config, extractor, training=True, epoch=0,
-                                cache_path=cache, label_length=label_length,
-                                boundaries=boundaries)
+        def real(
+            config=config,
+            extractor=extractor,
+            boundaries=boundaries,
+            cache=cache,
+            examples=examples,
+            label_length=label_length,
+        ):
+            return make_dataset(
+                examples,
+                config,
+                extractor,
+                training=True,
+                epoch=0,
+                cache_path=cache,
+                label_length=label_length,
+                boundaries=boundaries,
+            )
 
         # The first pass writes the disk cache (training's first epoch); later passes read
         # it, as every later epoch does.
@@ -90,11 +105,22 @@ def run(spec: dict) -> dict:
             padded_w += int(batch["features"].shape[0] * batch["features"].shape[1])
             batches += 1
         trainer = build_trainer(config, vocab, extractor, examples, label_length, boundaries)
-        warmup, _ = _fit_epoch(trainer, lambda m=memory: m)   # traces / XLA-compiles shapes
-        setups[name] = dict(config=config, real=real, memory=memory, trainer=trainer,
-                            audio=audio, steady_audio=audio - first_audio, batches=batches,
-                            warmup=warmup, efficiency=true_w / max(1, padded_w),
-                            real_t=[], real_steady=[], memory_t=[], memory_steady=[])
+        warmup, _ = _fit_epoch(trainer, lambda m=memory: m)  # traces / XLA-compiles shapes
+        setups[name] = dict(
+            config=config,
+            real=real,
+            memory=memory,
+            trainer=trainer,
+            audio=audio,
+            steady_audio=audio - first_audio,
+            batches=batches,
+            warmup=warmup,
+            efficiency=true_w / max(1, padded_w),
+            real_t=[],
+            real_steady=[],
+            memory_t=[],
+            memory_steady=[],
+        )
 
     for _ in range(int(spec["repeats"])):
         for name, s in setups.items():
@@ -111,10 +137,14 @@ def run(spec: dict) -> dict:
         config = s["config"]
         result = {
             "overrides": spec["configs"][name],
-            "stack": config.features.stack, "stride": config.features.stride,
-            "jit_compile": config.train.jit_compile, "batch_size": config.train.batch_size,
-            "batches_per_epoch": s["batches"], "audio_seconds_per_epoch": round(s["audio"], 2),
-            "warmup_epoch_s": round(s["warmup"], 2), "epoch_times_s": s["real_t"],
+            "stack": config.features.stack,
+            "stride": config.features.stride,
+            "jit_compile": config.train.jit_compile,
+            "batch_size": config.train.batch_size,
+            "batches_per_epoch": s["batches"],
+            "audio_seconds_per_epoch": round(s["audio"], 2),
+            "warmup_epoch_s": round(s["warmup"], 2),
+            "epoch_times_s": s["real_t"],
             "steady_times_s": s["real_steady"],
             # steady state: steps 2..n, as in a full-size epoch (the default figure)
             "audio_s_per_s": s["steady_audio"] / median(s["real_steady"]),
@@ -135,8 +165,9 @@ def run(spec: dict) -> dict:
 
 
 # -- scaling ------------------------------------------------------------------------------------
-def synthetic_batch(config: Config, num_classes: int, seconds: float, batch_size: int,
-                    seed: int = 0) -> dict:
+def synthetic_batch(
+    config: Config, num_classes: int, seconds: float, batch_size: int, seed: int = 0
+) -> dict:
     """A training batch of ``batch_size`` utterances of ``seconds`` each: random windows
     and random labels of a speaking rate (14 characters a second) CTC can fit."""
     rng = np.random.default_rng(seed)
@@ -146,12 +177,16 @@ def synthetic_batch(config: Config, num_classes: int, seconds: float, batch_size
     padded_label = 16 * math.ceil(label_len / 16)
     labels = np.full((batch_size, padded_label), -1, np.int32)
     labels[:, :label_len] = rng.integers(0, num_classes - 1, (batch_size, label_len))
-    return {"features": rng.standard_normal((batch_size, windows, window_dim(config.features)),
-                                            dtype=np.float32),
-            "feature_lengths": np.full([batch_size], windows, np.int32),
-            "labels": labels, "label_lengths": np.full([batch_size], label_len, np.int32),
-            "index": np.arange(batch_size, dtype=np.int32),
-            "audio_seconds": np.full([batch_size], seconds, np.float32)}
+    return {
+        "features": rng.standard_normal(
+            (batch_size, windows, window_dim(config.features)), dtype=np.float32
+        ),
+        "feature_lengths": np.full([batch_size], windows, np.int32),
+        "labels": labels,
+        "label_lengths": np.full([batch_size], label_len, np.int32),
+        "index": np.arange(batch_size, dtype=np.int32),
+        "audio_seconds": np.full([batch_size], seconds, np.float32),
+    }
 
 
 def run_scaling(spec: dict) -> dict:
@@ -159,22 +194,28 @@ def run_scaling(spec: dict) -> dict:
     import keras
     import tensorflow as tf
 
-
     keras.utils.set_random_seed(1234)
     config = Config.from_dict(spec["config"])
     vocab, examples = build_examples(from_dicts(spec["utterances"]), config)
     dim = feature_dim(config.features)
-    extractor = FeatureExtractor(config.features, config.audio.sample_rate,
-                                 FeatureStats((0.0,) * dim, (1.0,) * dim))
-    trainer = build_trainer(config, vocab, extractor, examples[:1], label_pad_length(examples),
-                            bucket_boundaries(examples, config))
+    extractor = FeatureExtractor(
+        config.features, config.audio.sample_rate, FeatureStats((0.0,) * dim, (1.0,) * dim)
+    )
+    trainer = build_trainer(
+        config,
+        vocab,
+        extractor,
+        examples[:1],
+        label_pad_length(examples),
+        bucket_boundaries(examples, config),
+    )
     batch_size, steps = config.train.batch_size, int(spec["steps"])
     results = []
     for seconds in spec["seconds"]:
         batch = synthetic_batch(config, vocab.num_classes, seconds, batch_size)
         one = tf.data.Dataset.from_tensors(batch)
         start = clock()
-        trainer.fit(one, epochs=1, verbose=0)          # compiles this shape
+        trainer.fit(one, epochs=1, verbose=0)  # compiles this shape
         first = clock() - start
         times = []
 
@@ -191,10 +232,17 @@ def run_scaling(spec: dict) -> dict:
 
         trainer.fit(one.repeat(steps), epochs=1, verbose=0, callbacks=[StepTimes(times)])
         step = median(times)
-        results.append({"seconds": seconds, "batch_size": batch_size,
-                        "windows": int(batch["features"].shape[1]),
-                        "first_step_s": round(first, 3), "step_times_s": times,
-                        "step_s": step, "step_s_per_audio_s": step / (seconds * batch_size)})
+        results.append(
+            {
+                "seconds": seconds,
+                "batch_size": batch_size,
+                "windows": int(batch["features"].shape[1]),
+                "first_step_s": round(first, 3),
+                "step_times_s": times,
+                "step_s": step,
+                "step_s_per_audio_s": step / (seconds * batch_size),
+            }
+        )
     return {"lengths": results}
 
 
@@ -209,12 +257,28 @@ def run_cer_curve(spec: dict) -> dict:
     wall = clock() - start
     history = load_history(out_dir)
     # The model as the budget ran out, scored on the whole dev set (outside the budget).
-    final = evaluate_run(out_dir, spec["dev_manifest"], which="last",
-                         out=out_dir / "final_dev.json")
-    return {"name": spec["name"], "wall_s": wall,
-            "final": {"train_seconds": metrics.get("train_seconds_this_invocation"),
-                      "dev_cer": final["cer"], "dev_wer": final["wer"]},
-            "steps": metrics.get("steps"), "stop_reason": metrics.get("stop_reason"),
-            "audio_seconds_seen": metrics.get("audio_seconds_seen"),
-            "points": [{"elapsed_s": h["elapsed_s"], "step": h["step"], "dev_cer": h["dev_cer"],
-                        "dev_wer": h["dev_wer"], "dev_loss": h["dev_loss"]} for h in history]}
+    final = evaluate_run(
+        out_dir, spec["dev_manifest"], which="last", out=out_dir / "final_dev.json"
+    )
+    return {
+        "name": spec["name"],
+        "wall_s": wall,
+        "final": {
+            "train_seconds": metrics.get("train_seconds_this_invocation"),
+            "dev_cer": final["cer"],
+            "dev_wer": final["wer"],
+        },
+        "steps": metrics.get("steps"),
+        "stop_reason": metrics.get("stop_reason"),
+        "audio_seconds_seen": metrics.get("audio_seconds_seen"),
+        "points": [
+            {
+                "elapsed_s": h["elapsed_s"],
+                "step": h["step"],
+                "dev_cer": h["dev_cer"],
+                "dev_wer": h["dev_wer"],
+                "dev_loss": h["dev_loss"],
+            }
+            for h in history
+        ],
+    }

@@ -4,6 +4,7 @@
 The spec's ``threads`` is applied before TensorFlow runs anything; the result gets the
 thread settings in force and the process' peak resident memory.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,18 +50,22 @@ def watch_memory(limit_gib: float, out_path: str) -> None:
     passes ``limit_gib``: a benchmark must not take a shared machine down."""
     import threading
     import time
+
     if not os.path.exists("/proc/self/statm"):
         return
 
     def watch():
         while True:
             rss = _rss_bytes()
-            if rss > limit_gib * 2 ** 30:
+            if rss > limit_gib * 2**30:
                 with open(out_path + ".memory", "w", encoding="utf-8") as f:
-                    f.write(f"resident memory passed the {limit_gib:.1f} GiB limit "
-                            f"({rss / 2 ** 30:.1f} GiB); stopped")
+                    f.write(
+                        f"resident memory passed the {limit_gib:.1f} GiB limit "
+                        f"({rss / 2**30:.1f} GiB); stopped"
+                    )
                 os._exit(3)
             time.sleep(0.1)
+
     threading.Thread(target=watch, daemon=True).start()
 
 

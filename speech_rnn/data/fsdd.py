@@ -1,6 +1,7 @@
 """The Free Spoken Digit Dataset's file names: ``{digit}_{speaker}_{take}.wav``, takes 0-4
 of each digit and speaker being the dataset's official test split. Shared by the importer,
 the recipes, the benchmarks and the tests' connected-digit builder."""
+
 from __future__ import annotations
 
 import re
@@ -10,7 +11,7 @@ from typing import NamedTuple
 from ..text import DIGIT_WORDS
 
 FILE_NAME = re.compile(r"(\d)_([a-z]+)_(\d+)\.wav")
-TEST_TAKES = range(0, 5)        # the dataset's official test split
+TEST_TAKES = range(0, 5)  # the dataset's official test split
 
 
 class Recording(NamedTuple):

@@ -10,6 +10,7 @@
   recording of each word). Deterministic for a seed and resumable.
 * ``kathleen``: the read English sentences, split by prompt id (``prepare.prepare``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,15 +36,15 @@ from .fsdd import parse as parse_fsdd_name
 from .fsdd import recordings as fsdd_recordings
 from .prepare import import_layout, prepare
 
-DEV_TAKES = range(5, 10)        # carved out of the official train split
+DEV_TAKES = range(5, 10)  # carved out of the official train split
 SPLITS = ("train", "dev", "test")
 
-CONNECTED_VERSION = 1           # bump when the audio for a given seed changes
-CONNECTED_RATE = 8000           # FSDD's own rate: resampling up would add no information
+CONNECTED_VERSION = 1  # bump when the audio for a given seed changes
+CONNECTED_RATE = 8000  # FSDD's own rate: resampling up would add no information
 MIN_DIGITS, MAX_DIGITS = 3, 7
 MIN_GAP_S, MAX_GAP_S = 0.05, 0.30
-NOISE_SNR_DB = (30.0, 50.0)     # "low noise": well below the speech
-TRIM_DB = 40.0                  # trim edge frames this far below the recording's loudest
+NOISE_SNR_DB = (30.0, 50.0)  # "low noise": well below the speech
+TRIM_DB = 40.0  # trim edge frames this far below the recording's loudest
 
 
 def split_of_take(take: int) -> str:
@@ -57,12 +58,15 @@ def default_source(name: str) -> Path:
     """``<shared data>/<name>``, or a ConfigError saying that --source is needed."""
     shared = default_shared_data()
     if shared is None or not (shared / name).is_dir():
-        raise ConfigError(f"no --source given and no shared {name}/ folder found "
-                          "(looked in ../shared/data and $SPEECH_RNN_SHARED_DATA)")
+        raise ConfigError(
+            f"no --source given and no shared {name}/ folder found "
+            "(looked in ../shared/data and $SPEECH_RNN_SHARED_DATA)"
+        )
     return shared / name
 
 
 # -- fsdd: isolated digits --------------------------------------------------------------
+
 
 def fsdd(source, out_dir) -> dict:
     """Write ``out_dir/{train,dev,test}.jsonl`` for isolated digits; returns the paths."""
@@ -88,15 +92,17 @@ def fsdd(source, out_dir) -> dict:
 
 # -- fsdd-connected: digit strings of one speaker ---------------------------------------
 
+
 @dataclass(frozen=True)
 class ConnectedPlan:
     """Everything that decides one connected-digit utterance, drawn before any audio."""
+
     split: str
     index: int
     speaker: str
-    sources: tuple              # Path of each word's recording
-    gaps: tuple                 # samples: lead-in, the gaps between words, tail
-    snr_db: float | None        # None: digital silence between words
+    sources: tuple  # Path of each word's recording
+    gaps: tuple  # samples: lead-in, the gaps between words, tail
+    snr_db: float | None  # None: digital silence between words
 
     @property
     def id(self) -> str:
@@ -115,8 +121,11 @@ def _fsdd_pool(source: Path) -> dict:
     out = {}
     for split, speakers in pool.items():
         # A speaker can only say every digit string if all ten digits exist in the split.
-        usable = {s: {d: [p for _, p in sorted(t)] for d, t in digits.items()}
-                  for s, digits in speakers.items() if len(digits) == len(DIGIT_WORDS)}
+        usable = {
+            s: {d: [p for _, p in sorted(t)] for d, t in digits.items()}
+            for s, digits in speakers.items()
+            if len(digits) == len(DIGIT_WORDS)
+        }
         if not usable:
             raise ManifestError(source, f"no speaker has all ten digits in the {split} takes")
         out[split] = usable
@@ -142,12 +151,14 @@ def plan_utterance(pool: dict, seed: int, split: str, index: int) -> ConnectedPl
         takes = pool[split][speaker][int(digit)]
         fresh = [p for p in takes if p not in sources] or takes  # vary repeated digits
         sources.append(fresh[int(rng.integers(len(fresh)))])
-    gaps = rng.integers(round(MIN_GAP_S * CONNECTED_RATE), round(MAX_GAP_S * CONNECTED_RATE) + 1,
-                        size=count + 1)
+    gaps = rng.integers(
+        round(MIN_GAP_S * CONNECTED_RATE), round(MAX_GAP_S * CONNECTED_RATE) + 1, size=count + 1
+    )
     snr = float(rng.uniform(*NOISE_SNR_DB))
     noisy = bool(rng.random() < 0.5)
-    return ConnectedPlan(split, index, speaker, tuple(sources),
-                         tuple(int(g) for g in gaps), snr if noisy else None)
+    return ConnectedPlan(
+        split, index, speaker, tuple(sources), tuple(int(g) for g in gaps), snr if noisy else None
+    )
 
 
 def _word(path: Path) -> str:
@@ -160,7 +171,7 @@ def trim_silence(audio: np.ndarray, rate: int) -> np.ndarray:
     hop = max(1, rate // 100)
     frames = len(audio) // hop
     if frames >= 3:
-        rms = np.sqrt(np.mean(audio[:frames * hop].reshape(frames, hop) ** 2, axis=1))
+        rms = np.sqrt(np.mean(audio[: frames * hop].reshape(frames, hop) ** 2, axis=1))
         loud = np.flatnonzero(rms >= rms.max() * 10 ** (-TRIM_DB / 20))
         start = max(0, (loud[0] - 1) * hop)
         end = min(len(audio), (loud[-1] + 2) * hop)
@@ -205,7 +216,7 @@ def render(plan: ConnectedPlan, recordings, seed: int) -> np.ndarray:
         audio[start:end] = recordings[path]
     if plan.snr_db is not None:
         speech = np.concatenate([audio[s:e] for s, e, _ in spans])
-        level = np.sqrt(np.mean(speech ** 2)) / 10 ** (plan.snr_db / 20)
+        level = np.sqrt(np.mean(speech**2)) / 10 ** (plan.snr_db / 20)
         rng = np.random.default_rng([seed, SPLITS.index(plan.split), plan.index, 1])
         audio += (rng.standard_normal(total) * level).astype(np.float32)
     return np.clip(audio, -1.0, 1.0)
@@ -213,6 +224,7 @@ def render(plan: ConnectedPlan, recordings, seed: int) -> np.ndarray:
 
 def _wav_bytes(audio: np.ndarray, rate: int) -> bytes:
     import soundfile as sf
+
     buffer = io.BytesIO()
     sf.write(buffer, audio, rate, format="WAV", subtype="PCM_16")
     return buffer.getvalue()
@@ -221,6 +233,7 @@ def _wav_bytes(audio: np.ndarray, rate: int) -> bytes:
 def _complete(path: Path, frames: int) -> bool:
     """A WAV written earlier (atomically) with the expected length: nothing to redo."""
     import soundfile as sf
+
     if not path.is_file():
         return False
     try:
@@ -233,16 +246,26 @@ def _complete(path: Path, frames: int) -> bool:
 def _check_settings(out_dir: Path, settings: dict) -> None:
     differs = recorded_settings_differ(out_dir, "recipe.json", settings)
     if differs:
-        raise ConfigError(f"{out_dir} was built with other settings ({', '.join(differs)} "
-                          "differ); use the same ones or another --out folder")
+        raise ConfigError(
+            f"{out_dir} was built with other settings ({', '.join(differs)} "
+            "differ); use the same ones or another --out folder"
+        )
 
 
-def fsdd_connected(source, out_dir, count: int = 4000, dev_count: int = 200,
-                   test_count: int = 500, seed: int = 0, progress: bool = True) -> dict:
+def fsdd_connected(
+    source,
+    out_dir,
+    count: int = 4000,
+    dev_count: int = 200,
+    test_count: int = 500,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
     """Build connected-digit utterances into ``out_dir/audio`` and write the manifests
     (``count`` train, ``dev_count`` dev, ``test_count`` test); returns ``{split: path}``.
     WAV files already there with the planned length are kept, not rewritten."""
     from tqdm import tqdm
+
     counts = {"train": count, "dev": dev_count, "test": test_count}
     for split, n in counts.items():
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -251,15 +274,28 @@ def fsdd_connected(source, out_dir, count: int = 4000, dev_count: int = 200,
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     source, out_dir = Path(source), Path(out_dir)
     pool = _fsdd_pool(source)
-    _check_settings(out_dir, {"recipe": "fsdd-connected", "version": CONNECTED_VERSION,
-                              "seed": seed, "sample_rate": CONNECTED_RATE,
-                              "source": _fingerprint(source)})
+    _check_settings(
+        out_dir,
+        {
+            "recipe": "fsdd-connected",
+            "version": CONNECTED_VERSION,
+            "seed": seed,
+            "sample_rate": CONNECTED_RATE,
+            "source": _fingerprint(source),
+        },
+    )
     audio_dir = out_dir / "audio"
     audio_dir.mkdir(parents=True, exist_ok=True)
     recordings = _Recordings()
     manifests = {}
-    bar = tqdm(total=sum(counts.values()), unit="utt", desc="fsdd-connected",
-               disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(
+        total=sum(counts.values()),
+        unit="utt",
+        desc="fsdd-connected",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
     try:
         for split in ("test", "dev", "train"):
             rows = []
@@ -268,26 +304,33 @@ def fsdd_connected(source, out_dir, count: int = 4000, dev_count: int = 200,
                 total, spans = layout(plan, recordings)
                 path = audio_dir / f"{plan.id}.wav"
                 if not _complete(path, total):
-                    atomic_write_bytes(path, _wav_bytes(render(plan, recordings, seed),
-                                                        CONNECTED_RATE))
-                rows.append({
-                    "audio_filepath": os.path.relpath(path, out_dir),
-                    "duration": round(total / CONNECTED_RATE, 4),
-                    "text": " ".join(word for _, _, word in spans),
-                    "speaker": plan.speaker, "id": plan.id,
-                    "words": [[round(s / CONNECTED_RATE, 4), round(e / CONNECTED_RATE, 4), w]
-                              for s, e, w in spans],
-                    "sources": [p.stem for p in plan.sources]})
+                    atomic_write_bytes(
+                        path, _wav_bytes(render(plan, recordings, seed), CONNECTED_RATE)
+                    )
+                rows.append(
+                    {
+                        "audio_filepath": os.path.relpath(path, out_dir),
+                        "duration": round(total / CONNECTED_RATE, 4),
+                        "text": " ".join(word for _, _, word in spans),
+                        "speaker": plan.speaker,
+                        "id": plan.id,
+                        "words": [
+                            [round(s / CONNECTED_RATE, 4), round(e / CONNECTED_RATE, 4), w]
+                            for s, e, w in spans
+                        ],
+                        "sources": [p.stem for p in plan.sources],
+                    }
+                )
                 bar.update(1)
             manifests[split] = out_dir / f"{split}.jsonl"
-            atomic_write_text(manifests[split],
-                              "".join(json.dumps(r) + "\n" for r in rows))
+            atomic_write_text(manifests[split], "".join(json.dumps(r) + "\n" for r in rows))
     finally:
         bar.close()
     return {split: manifests[split] for split in SPLITS}
 
 
 # -- kathleen ---------------------------------------------------------------------------
+
 
 def kathleen(source, out_dir, seed: int = 0) -> dict:
     """Split the kathleen folder 80/10/10 by prompt id; returns ``{split: path}``."""
@@ -299,13 +342,24 @@ def kathleen(source, out_dir, seed: int = 0) -> dict:
 
 # -- command line -----------------------------------------------------------------------
 
+
 def _common(parser, name: str) -> None:
     add_log_flags(parser)
-    parser.add_argument("--source", type=Path, default=None, metavar="DIR",
-                        help=f"the {name} folder (default: ../shared/data/{name} beside the "
-                             "project, or $SPEECH_RNN_SHARED_DATA/" + name + ")")
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
-                        help="folder for train.jsonl, dev.jsonl and test.jsonl")
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"the {name} folder (default: ../shared/data/{name} beside the "
+        "project, or $SPEECH_RNN_SHARED_DATA/" + name + ")",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="folder for train.jsonl, dev.jsonl and test.jsonl",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -313,21 +367,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     names = parser.add_subparsers(dest="recipe", required=True, metavar="RECIPE")
     p = names.add_parser("fsdd", help="isolated digits: official split, dev = takes 5-9")
     _common(p, "fsdd")
-    p = names.add_parser("fsdd-connected",
-                         help="3-7 digit strings joined from one speaker's recordings")
+    p = names.add_parser(
+        "fsdd-connected", help="3-7 digit strings joined from one speaker's recordings"
+    )
     _common(p, "fsdd")
-    p.add_argument("--count", type=int, default=4000, metavar="N",
-                   help="training utterances (default: %(default)s)")
-    p.add_argument("--dev-count", type=int, default=200, metavar="N",
-                   help="dev utterances (default: %(default)s)")
-    p.add_argument("--test-count", type=int, default=500, metavar="N",
-                   help="test utterances (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, metavar="S",
-                   help="random seed: same seed, same audio (default: %(default)s)")
+    p.add_argument(
+        "--count",
+        type=int,
+        default=4000,
+        metavar="N",
+        help="training utterances (default: %(default)s)",
+    )
+    p.add_argument(
+        "--dev-count",
+        type=int,
+        default=200,
+        metavar="N",
+        help="dev utterances (default: %(default)s)",
+    )
+    p.add_argument(
+        "--test-count",
+        type=int,
+        default=500,
+        metavar="N",
+        help="test utterances (default: %(default)s)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="S",
+        help="random seed: same seed, same audio (default: %(default)s)",
+    )
     p = names.add_parser("kathleen", help="read English sentences, split 80/10/10 by prompt")
     _common(p, "kathleen")
-    p.add_argument("--seed", type=int, default=0, metavar="S",
-                   help="seed of the split hash (default: %(default)s)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="S",
+        help="seed of the split hash (default: %(default)s)",
+    )
 
 
 def _summary(manifests: dict) -> str:
@@ -346,9 +426,15 @@ def run(args) -> int:
     if args.recipe == "fsdd":
         manifests = fsdd(source, args.out)
     elif args.recipe == "fsdd-connected":
-        manifests = fsdd_connected(source, args.out, count=args.count,
-                                   dev_count=args.dev_count, test_count=args.test_count,
-                                   seed=args.seed, progress=not args.quiet)
+        manifests = fsdd_connected(
+            source,
+            args.out,
+            count=args.count,
+            dev_count=args.dev_count,
+            test_count=args.test_count,
+            seed=args.seed,
+            progress=not args.quiet,
+        )
     else:
         manifests = kathleen(source, args.out, seed=args.seed)
     print(_summary(manifests))

@@ -9,6 +9,7 @@ Splits: the test split is spoken by voice combinations (and voice variants) neve
 train or dev, and dev by its own two; each sentence belongs to exactly one split (by a seeded
 hash of its text), so no sentence is shared between splits.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +40,7 @@ from .engine import (
 from .sentences import iter_sentences
 
 SPLITS = ("train", "dev", "test")
-FORMAT_VERSION = 1             # bump when the audio for a given seed changes
+FORMAT_VERSION = 1  # bump when the audio for a given seed changes
 SPLIT_VOICES = {"train": TRAIN_VOICES, "dev": DEV_VOICES, "test": TEST_VOICES}
 DEFAULT_DEV_FRACTION = 0.05
 DEFAULT_TEST_FRACTION = 0.05
@@ -49,26 +50,29 @@ DEFAULT_TEST_FRACTION = 0.05
 # One utterance
 # --------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class UtteranceParams:
     """Everything that decides an utterance's audio, besides its text."""
+
     voice: str
-    rate: int                 # words per minute (espeak's default is 175)
-    pitch: int                # 0-100, 50 = the voice's own pitch
-    pitch_range: int          # 0-100, 50 = normal intonation
+    rate: int  # words per minute (espeak's default is 175)
+    pitch: int  # 0-100, 50 = the voice's own pitch
+    pitch_range: int  # 0-100, 50 = normal intonation
     espeak_seed: int
-    pad_start: float          # seconds of silence (or noise) around the speech
+    pad_start: float  # seconds of silence (or noise) around the speech
     pad_end: float
-    snr_db: float | None      # None: no added noise
-    noise_color: str          # white | pink | brown
-    rt60: float | None        # None: no reverberation; else the decay time in seconds
-    drr_db: float             # direct-to-reverberant energy ratio
-    peak_db: float            # final peak level, dBFS
+    snr_db: float | None  # None: no added noise
+    noise_color: str  # white | pink | brown
+    rt60: float | None  # None: no reverberation; else the decay time in seconds
+    drr_db: float  # direct-to-reverberant energy ratio
+    peak_db: float  # final peak level, dBFS
     noise_seed: int
 
 
-def draw_params(voice: str, rng: np.random.Generator, noise: bool = True,
-                reverb: bool = True) -> UtteranceParams:
+def draw_params(
+    voice: str, rng: np.random.Generator, noise: bool = True, reverb: bool = True
+) -> UtteranceParams:
     """Random but seeded parameters. Every value is drawn whatever the flags, so turning
     noise or reverberation off leaves the rest (voice, rate, pitch...) unchanged."""
     rate = int(rng.integers(135, 206))
@@ -84,9 +88,21 @@ def draw_params(voice: str, rng: np.random.Generator, noise: bool = True,
     drr = round(float(rng.uniform(0.0, 10.0)), 2)
     peak = round(float(rng.uniform(-14.0, -2.0)), 2)
     noise_seed = int(rng.integers(0, 2**31 - 1))
-    return UtteranceParams(voice, rate, pitch, pitch_range, espeak_seed, pad_start, pad_end,
-                           snr if (noise and use_noise) else None, color,
-                           rt60 if (reverb and use_reverb) else None, drr, peak, noise_seed)
+    return UtteranceParams(
+        voice,
+        rate,
+        pitch,
+        pitch_range,
+        espeak_seed,
+        pad_start,
+        pad_end,
+        snr if (noise and use_noise) else None,
+        color,
+        rt60 if (reverb and use_reverb) else None,
+        drr,
+        peak,
+        noise_seed,
+    )
 
 
 def _colored_noise(n: int, color: str, rng: np.random.Generator) -> np.ndarray:
@@ -101,7 +117,7 @@ def _colored_noise(n: int, color: str, rng: np.random.Generator) -> np.ndarray:
         shaped = spectrum / np.maximum(freqs, 20.0) ** exponent
         noise = np.fft.irfft(shaped, n)
     noise = noise - noise.mean()
-    return noise / (np.sqrt(np.mean(noise ** 2)) + 1e-12)
+    return noise / (np.sqrt(np.mean(noise**2)) + 1e-12)
 
 
 def _active_rms(audio: np.ndarray) -> float:
@@ -109,8 +125,8 @@ def _active_rms(audio: np.ndarray) -> float:
     frame = 320
     n = len(audio) // frame
     if n == 0:
-        return float(np.sqrt(np.mean(audio ** 2)) + 1e-12)
-    energy = np.mean(audio[:n * frame].reshape(n, frame) ** 2, axis=1)
+        return float(np.sqrt(np.mean(audio**2)) + 1e-12)
+    energy = np.mean(audio[: n * frame].reshape(n, frame) ** 2, axis=1)
     active = energy[energy >= energy.max() * 1e-4]
     return float(np.sqrt(active.mean()) + 1e-12)
 
@@ -122,7 +138,7 @@ def _room_response(rt60: float, drr_db: float, rng: np.random.Generator) -> np.n
     tail = rng.standard_normal(length) * np.exp(-6.9078 * t / rt60)  # -60 dB at rt60
     predelay = int(0.004 * SAMPLE_RATE)
     tail[:predelay] = 0.0
-    tail *= math.sqrt(10 ** (-drr_db / 10) / (np.sum(tail ** 2) + 1e-12))
+    tail *= math.sqrt(10 ** (-drr_db / 10) / (np.sum(tail**2) + 1e-12))
     tail[0] = 1.0
     return tail
 
@@ -130,16 +146,23 @@ def _room_response(rt60: float, drr_db: float, rng: np.random.Generator) -> np.n
 def render(text: str, params: UtteranceParams) -> np.ndarray:
     """The utterance as written to the corpus: float32, 16 kHz, peak at ``params.peak_db``."""
     from scipy.signal import fftconvolve
-    speech = synthesize(text, params.voice, params.rate, params.pitch, params.pitch_range,
-                        params.espeak_seed).astype(np.float64)
+
+    speech = synthesize(
+        text, params.voice, params.rate, params.pitch, params.pitch_range, params.espeak_seed
+    ).astype(np.float64)
     rng = np.random.default_rng(params.noise_seed)
-    audio = np.concatenate([np.zeros(int(params.pad_start * SAMPLE_RATE)), speech,
-                            np.zeros(int(params.pad_end * SAMPLE_RATE))])
+    audio = np.concatenate(
+        [
+            np.zeros(int(params.pad_start * SAMPLE_RATE)),
+            speech,
+            np.zeros(int(params.pad_end * SAMPLE_RATE)),
+        ]
+    )
     # The room and the noise are always drawn, in this order, so that switching one effect off
     # does not change the other.
     room = _room_response(params.rt60 or 0.3, params.drr_db, rng)
     if params.rt60 is not None:
-        audio = fftconvolve(audio, room)[:len(audio)]
+        audio = fftconvolve(audio, room)[: len(audio)]
     noise = _colored_noise(len(audio), params.noise_color, rng)
     if params.snr_db is not None:
         audio = audio + noise * (_active_rms(audio) / 10 ** (params.snr_db / 20))
@@ -151,6 +174,7 @@ def render(text: str, params: UtteranceParams) -> np.ndarray:
 def wav_bytes(audio: np.ndarray) -> bytes:
     """16-bit PCM WAV at 16 kHz."""
     import soundfile as sf
+
     buffer = io.BytesIO()
     sf.write(buffer, audio, SAMPLE_RATE, format="WAV", subtype="PCM_16")
     return buffer.getvalue()
@@ -160,11 +184,15 @@ def wav_bytes(audio: np.ndarray) -> bytes:
 # The corpus
 # --------------------------------------------------------------------------------------------
 
-def sentence_split(sentence: str, seed: int, dev_fraction: float = DEFAULT_DEV_FRACTION,
-                   test_fraction: float = DEFAULT_TEST_FRACTION) -> str:
+
+def sentence_split(
+    sentence: str,
+    seed: int,
+    dev_fraction: float = DEFAULT_DEV_FRACTION,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+) -> str:
     """The one split a sentence belongs to, from a seeded hash of its normalized text."""
-    digest = hashlib.blake2b(f"{seed}\0{normalize_text(sentence)}".encode(),
-                             digest_size=8).digest()
+    digest = hashlib.blake2b(f"{seed}\0{normalize_text(sentence)}".encode(), digest_size=8).digest()
     u = int.from_bytes(digest, "big") / 2**64
     if u < test_fraction:
         return "test"
@@ -189,8 +217,9 @@ class _SentencePool:
         return target[index]
 
 
-def utterance_params(seed: int, split: str, index: int, noise: bool = True,
-                     reverb: bool = True) -> UtteranceParams:
+def utterance_params(
+    seed: int, split: str, index: int, noise: bool = True, reverb: bool = True
+) -> UtteranceParams:
     """Parameters of utterance ``index`` of ``split``; voices are dealt in shuffled rounds so
     that every voice of the split is used equally often."""
     voices = SPLIT_VOICES[split]
@@ -205,6 +234,7 @@ def _existing_duration(path: Path) -> float | None:
     """Duration of a complete WAV already written (files are written atomically, so one that
     reads back with our sample rate and some frames is whole); None if absent or unreadable."""
     import soundfile as sf
+
     if not path.is_file():
         return None
     try:
@@ -224,27 +254,42 @@ def _render_job(job: tuple) -> tuple:
 
 
 def _settings(seed, noise, reverb, dev_fraction, test_fraction) -> dict:
-    return {"format": FORMAT_VERSION, "seed": seed, "noise": noise, "reverb": reverb,
-            "dev_fraction": dev_fraction, "test_fraction": test_fraction,
-            "sample_rate": SAMPLE_RATE, "voices": {s: list(v) for s, v in SPLIT_VOICES.items()}}
+    return {
+        "format": FORMAT_VERSION,
+        "seed": seed,
+        "noise": noise,
+        "reverb": reverb,
+        "dev_fraction": dev_fraction,
+        "test_fraction": test_fraction,
+        "sample_rate": SAMPLE_RATE,
+        "voices": {s: list(v) for s, v in SPLIT_VOICES.items()},
+    }
 
 
 def _check_folder(out_dir: Path, settings: dict) -> None:
     differs = recorded_settings_differ(out_dir, "synth.json", settings)
     if differs:
-        raise SynthError(f"{out_dir} holds a corpus built with other settings "
-                         f"({', '.join(differs)} differ); use another --out folder")
+        raise SynthError(
+            f"{out_dir} holds a corpus built with other settings "
+            f"({', '.join(differs)} differ); use another --out folder"
+        )
 
 
 def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def build_corpus(out_dir, hours: float = 2.0, seed: int = 0, noise: bool = True,
-                 reverb: bool = True, workers: int | None = None,
-                 dev_fraction: float = DEFAULT_DEV_FRACTION,
-                 test_fraction: float = DEFAULT_TEST_FRACTION,
-                 progress: bool = True) -> dict:
+def build_corpus(
+    out_dir,
+    hours: float = 2.0,
+    seed: int = 0,
+    noise: bool = True,
+    reverb: bool = True,
+    workers: int | None = None,
+    dev_fraction: float = DEFAULT_DEV_FRACTION,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+    progress: bool = True,
+) -> dict:
     """Synthesize about ``hours`` of speech into ``out_dir``.
 
     Writes ``out_dir/audio/<split>-<index>.wav`` and ``out_dir/{train,dev,test}.jsonl``, and
@@ -268,17 +313,27 @@ def build_corpus(out_dir, hours: float = 2.0, seed: int = 0, noise: bool = True,
     audio_dir = out_dir / "audio"
     audio_dir.mkdir(parents=True, exist_ok=True)
 
-    fractions = {"train": 1.0 - dev_fraction - test_fraction, "dev": dev_fraction,
-                 "test": test_fraction}
+    fractions = {
+        "train": 1.0 - dev_fraction - test_fraction,
+        "dev": dev_fraction,
+        "test": test_fraction,
+    }
     targets = {split: hours * 3600.0 * fractions[split] for split in SPLITS}
     pool = _SentencePool(seed, dev_fraction, test_fraction)
     executor = None
     if workers > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
+
         executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-    bar = tqdm(total=round(hours * 3600.0), unit="s", desc="synth", disable=not progress,
-               file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(
+        total=round(hours * 3600.0),
+        unit="s",
+        desc="synth",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
     manifests = {}
     try:
         for split in ("test", "dev", "train"):
@@ -299,8 +354,11 @@ def build_corpus(out_dir, hours: float = 2.0, seed: int = 0, noise: bool = True,
                     batch.append((utt_id, path, text, params.voice, duration))
                     if duration is None:
                         jobs.append((text, params))
-                rendered = iter(executor.map(_render_job, jobs, chunksize=2)
-                                if executor is not None else map(_render_job, jobs))
+                rendered = iter(
+                    executor.map(_render_job, jobs, chunksize=2)
+                    if executor is not None
+                    else map(_render_job, jobs)
+                )
                 for utt_id, path, text, voice, duration in batch:
                     data = None
                     if duration is None:
@@ -328,41 +386,79 @@ def build_corpus(out_dir, hours: float = 2.0, seed: int = 0, noise: bool = True,
 # Command line: ``speech-rnn synth``
 # --------------------------------------------------------------------------------------------
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_log_flags(parser)
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR",
-                        help="corpus folder to create or resume (audio/ and train/dev/test "
-                             "manifests go here)")
-    parser.add_argument("--hours", type=float, default=2.0, metavar="H",
-                        help="hours of speech to synthesize, all splits together "
-                             "(default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, metavar="S",
-                        help="random seed: same seed, same corpus (default: %(default)s)")
-    parser.add_argument("--no-noise", action="store_true",
-                        help="do not add background noise (otherwise 80%% of utterances get "
-                             "noise at 10-40 dB SNR)")
-    parser.add_argument("--no-reverb", action="store_true",
-                        help="do not add room reverberation (otherwise half of the "
-                             "utterances get it)")
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="synthesis processes (default: number of CPUs, at most 4)")
-    parser.add_argument("--dev-fraction", type=float, default=DEFAULT_DEV_FRACTION,
-                        metavar="F", help="share of the hours for dev (default: %(default)s)")
-    parser.add_argument("--test-fraction", type=float, default=DEFAULT_TEST_FRACTION,
-                        metavar="F", help="share of the hours for test (default: %(default)s)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="corpus folder to create or resume (audio/ and train/dev/test manifests go here)",
+    )
+    parser.add_argument(
+        "--hours",
+        type=float,
+        default=2.0,
+        metavar="H",
+        help="hours of speech to synthesize, all splits together (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="S",
+        help="random seed: same seed, same corpus (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-noise",
+        action="store_true",
+        help="do not add background noise (otherwise 80%% of utterances get noise at 10-40 dB SNR)",
+    )
+    parser.add_argument(
+        "--no-reverb",
+        action="store_true",
+        help="do not add room reverberation (otherwise half of the utterances get it)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="synthesis processes (default: number of CPUs, at most 4)",
+    )
+    parser.add_argument(
+        "--dev-fraction",
+        type=float,
+        default=DEFAULT_DEV_FRACTION,
+        metavar="F",
+        help="share of the hours for dev (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--test-fraction",
+        type=float,
+        default=DEFAULT_TEST_FRACTION,
+        metavar="F",
+        help="share of the hours for test (default: %(default)s)",
+    )
 
 
 def run(args) -> int:
     """Build the corpus described by the parsed ``args``; print a summary. Returns 0."""
-    manifests = build_corpus(args.out, hours=args.hours, seed=args.seed,
-                             noise=not args.no_noise, reverb=not args.no_reverb,
-                             workers=args.workers, dev_fraction=args.dev_fraction,
-                             test_fraction=args.test_fraction, progress=not args.quiet)
+    manifests = build_corpus(
+        args.out,
+        hours=args.hours,
+        seed=args.seed,
+        noise=not args.no_noise,
+        reverb=not args.no_reverb,
+        workers=args.workers,
+        dev_fraction=args.dev_fraction,
+        test_fraction=args.test_fraction,
+        progress=not args.quiet,
+    )
     for split, path in manifests.items():
         utts = read_manifest(path, check_files=False)
         hours = sum(u.duration for u in utts) / 3600
         voices = len({u.speaker for u in utts})
-        print(f"{split:5s} {len(utts):6d} utterances  {hours:6.2f} h  {voices:2d} voices  "
-              f"{path}")
+        print(f"{split:5s} {len(utts):6d} utterances  {hours:6.2f} h  {voices:2d} voices  {path}")
     return 0
-

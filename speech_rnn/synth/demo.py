@@ -6,6 +6,7 @@ model trains within a wall-clock budget with TensorBoard logs in ``runs/demo``, 
 held-out split (unseen voices, unseen sentences) is scored and a few files transcribed.
 Running it again reuses the corpus and resumes the run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,19 +29,49 @@ DEFAULT_RUN = Path("runs/demo")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_log_flags(parser)
-    parser.add_argument("--hours", type=float, default=2.0, metavar="H",
-                        help="hours of synthetic speech to build (cached; default: %(default)s)")
-    parser.add_argument("--minutes", type=float, default=20.0, metavar="M",
-                        help="training budget in wall-clock minutes (default: %(default)s)")
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, metavar="DIR",
-                        help="where the synthetic corpus is built (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_RUN, metavar="RUN_DIR",
-                        help="run folder (default: %(default)s); an existing one is resumed")
+    parser.add_argument(
+        "--hours",
+        type=float,
+        default=2.0,
+        metavar="H",
+        help="hours of synthetic speech to build (cached; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=20.0,
+        metavar="M",
+        help="training budget in wall-clock minutes (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=DEFAULT_CORPUS,
+        metavar="DIR",
+        help="where the synthetic corpus is built (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_RUN,
+        metavar="RUN_DIR",
+        help="run folder (default: %(default)s); an existing one is resumed",
+    )
     parser.add_argument("--seed", type=int, default=0, help="corpus and training seed")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="config override for training, e.g. --set model.lstm_units=128")
-    parser.add_argument("--samples", type=int, default=5, metavar="N",
-                        help="held-out files to transcribe at the end (default: %(default)s)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="config override for training, e.g. --set model.lstm_units=128",
+    )
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=5,
+        metavar="N",
+        help="held-out files to transcribe at the end (default: %(default)s)",
+    )
 
 
 def run(args) -> int:
@@ -52,23 +83,30 @@ def run(args) -> int:
 
     print(f"[2/4] training for at most {args.minutes:g} min into {args.out}")
     print(f"      watch it live: tensorboard --logdir {args.out.parent} --host 127.0.0.1")
-    config = Config().with_overrides([f"train.max_minutes={args.minutes}",
-                                      f"train.seed={args.seed}", *args.set])
+    config = Config().with_overrides(
+        [f"train.max_minutes={args.minutes}", f"train.seed={args.seed}", *args.set]
+    )
     train(manifests["train"], manifests["dev"], args.out, config, verbose=0 if args.quiet else 1)
 
     print("[3/4] held-out test set (unseen voices and sentences), greedy decoding")
     report = evaluate_run(args.out, manifests["test"], out=args.out / "demo_test_report.json")
-    print(f"      test WER {100 * report['wer']:.2f}%  CER {100 * report['cer']:.2f}%  "
-          f"({report['utterances']} utterances)")
+    print(
+        f"      test WER {100 * report['wer']:.2f}%  CER {100 * report['cer']:.2f}%  "
+        f"({report['utterances']} utterances)"
+    )
 
     print(f"[4/4] transcribing {args.samples} held-out files")
     recognizer = load_model(args.out)
     test = read_manifest(manifests["test"])
     for utt in random.Random(args.seed).sample(test, min(args.samples, len(test))):
         result = recognizer.transcribe(utt.audio_filepath)
-        print(f"  {Path(utt.audio_filepath).name} ({utt.speaker})\n"
-              f"    ref: {normalize_text(utt.text, recognizer.config.text)}\n"
-              f"    hyp: {result.text}")
-    print(f"\nrun folder: {args.out}\nmonitor:    tensorboard --logdir {args.out.parent} "
-          f"--host 127.0.0.1\ntranscribe: speech-rnn transcribe --model {args.out} FILE...")
+        print(
+            f"  {Path(utt.audio_filepath).name} ({utt.speaker})\n"
+            f"    ref: {normalize_text(utt.text, recognizer.config.text)}\n"
+            f"    hyp: {result.text}"
+        )
+    print(
+        f"\nrun folder: {args.out}\nmonitor:    tensorboard --logdir {args.out.parent} "
+        f"--host 127.0.0.1\ntranscribe: speech-rnn transcribe --model {args.out} FILE..."
+    )
     return 0
