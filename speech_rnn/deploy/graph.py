@@ -24,6 +24,10 @@ import uuid
 import numpy as np
 
 
+BATCH_MESSAGE = ("transcribe_batch takes waveforms [batch, samples] (float32, zero-padded) "
+                 "and lengths [batch] (int32, samples)")
+
+
 def greedy_labels(logits, blank_id: int, space_id: int):
     """[T, C] logits -> the greedy CTC label sequence, int32 [N]: argmax per window,
     repeats collapsed, blanks dropped; spaces at either end and runs of spaces are dropped
@@ -93,6 +97,11 @@ def serving_module(recognizer):
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="waveform")])
         def serving_default(self, waveform):
+            # A signature called by name (TF Serving, ``.signatures[...]``) does not check
+            # shapes itself: without this, a [1, N] input fails deep inside the STFT. The
+            # error reads "Shape of tensor waveform [1,N] is not compatible with expected
+            # shape [?]". (tf.debugging.assert_rank would be decided at trace time.)
+            waveform = tf.ensure_shape(waveform, [None])
             windows = extractor(at_least_one_sample(waveform))
             length = tf.shape(windows)[0]
             logits = self.model([windows[tf.newaxis], length[tf.newaxis]], training=False)[0]
@@ -102,6 +111,10 @@ def serving_module(recognizer):
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveforms"),
                                       tf.TensorSpec([None], tf.int32, name="lengths")])
         def transcribe_batch(self, waveforms, lengths):
+            waveforms = tf.ensure_shape(waveforms, [None, None])
+            lengths = tf.ensure_shape(lengths, [None])
+            tf.debugging.assert_equal(tf.shape(lengths)[0], tf.shape(waveforms)[0],
+                                      message=BATCH_MESSAGE)
             lengths = tf.clip_by_value(lengths, 1, tf.maximum(tf.shape(waveforms)[1], 1))
             waveforms = tf.pad(waveforms, [[0, 0], [0, tf.maximum(1 - tf.shape(waveforms)[1], 0)]])
             window_lengths = num_windows_tensor(lengths, step, fc.stride)
