@@ -174,10 +174,20 @@ def test_float32_artefacts_match_transcribe(client, keras_texts):
     assert client["batch_logits_length"] == client["single_logits_length"]
 
 
-def test_dynamic_quantized_tflite_transcribes(client, keras_texts):
+def test_dynamic_quantized_tflite_stays_close(client, keras_texts):
     from speech_rnn.scoring import score
-    # int8 weights change a letter now and then (docs/deploy.md has the measured cost).
-    assert score(keras_texts, client["tflite_dynamic"]).cer < 0.25, client["tflite_dynamic"]
+    # int8 LSTM weights may change a letter now and then (docs/deploy.md: 99/100 texts
+    # equal on 100 held-out utterances); with an int8 front end it was 52/100.
+    assert score(keras_texts, client["tflite_dynamic"]).cer < 0.05, client["tflite_dynamic"]
+
+
+def test_dynamic_model_keeps_the_front_end_float(exported):
+    import tensorflow as tf
+    interpreter = tf.lite.Interpreter(model_path=str(exported / "model_dynamic.tflite"))
+    weights = {tuple(t["shape"]): t["dtype"] for t in interpreter.get_tensor_details()}
+    assert weights[(40, 257)] == np.float32          # mel filterbank [mel, fft bins]
+    assert weights[(26, 40)] == np.float32           # DCT [mfcc, mel]
+    assert weights[(17, 128)] == np.int8             # output layer [classes, 2 x units]
 
 
 def test_tflite_resizes_between_lengths(client):

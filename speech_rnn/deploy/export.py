@@ -221,12 +221,16 @@ def convert_tflite(recognizer, quantize: str = "none"):
     from .graph import tflite_function
     function, module = tflite_function(recognizer)
 
-    def converter(select: bool):
+    def plain(select: bool):
         # The trackable object keeps the LSTM functions' attributes: without it the
         # converter inlines them and the LSTMs become WHILE loops.
         c = tf.lite.TFLiteConverter.from_concrete_functions([function], module)
         c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS] + (
             [tf.lite.OpsSet.SELECT_TF_OPS] if select else [])
+        return c
+
+    def converter(select: bool):
+        c = plain(select)
         if quantize == "dynamic":
             c.optimizations = [tf.lite.Optimize.DEFAULT]
         elif quantize == "float16":
@@ -234,17 +238,66 @@ def convert_tflite(recognizer, quantize: str = "none"):
             c.target_spec.supported_types = [tf.float16]
         return c
 
+    def convert(select: bool) -> bytes:
+        data = unclip_lstm_cells(converter(select).convert())
+        if quantize == "dynamic":
+            # The float32 model of the same graph supplies the front end's weights.
+            data = float_front_end(data, unclip_lstm_cells(plain(select).convert()))
+        return data
+
     try:
-        return unclip_lstm_cells(converter(False).convert()), []
+        return convert(False), []
     except Exception as e:  # the converter raises ConverterError or others
         log.warning("builtin-only TFLite conversion failed (%s); retrying with select TF ops",
                     str(e).strip().splitlines()[-1][:300] if str(e).strip() else type(e).__name__)
     try:
-        data = unclip_lstm_cells(converter(True).convert())
+        data = convert(True)
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ExportError(f"TFLite conversion failed: {first[:300]}") from None
     return data, sorted(o for o in model_ops(data) if o.startswith("Flex") or o == "CUSTOM")
+
+
+def float_front_end(quantized: bytes, float32: bytes) -> bytes:
+    """Give the feature front end of a dynamic-range model back its float32 weights.
+
+    Dynamic-range quantization turns the mel filterbank and DCT matrix products into
+    hybrid FULLY_CONNECTED ops, which quantize their *input* to int8 per frame: a power
+    spectrum spans far more than int8's 48 dB, so the quiet bins became zeros and the
+    fixture model's WER doubled. Every int8 FULLY_CONNECTED weight before the first LSTM
+    (the front end) is replaced by the same tensor of the float32 conversion (matched by
+    name and shape), which makes those ops plain float ops again; the LSTMs and the output
+    layer keep int8 weights."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(quantized))
+    reference = flatbuffer_utils.read_model_from_bytearray(bytearray(float32))
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    graph, ref_graph = model.subgraphs[0], reference.subgraphs[0]
+    by_name = {(t.name, tuple(t.shape)): t for t in ref_graph.tensors
+               if t.type == schema.TensorType.FLOAT32}
+    restored = 0
+    for op in graph.operators:
+        code = codes[op.opcodeIndex]
+        if code == schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM:
+            break
+        if code != schema.BuiltinOperator.FULLY_CONNECTED:
+            continue
+        weight = graph.tensors[op.inputs[1]]
+        if weight.type != schema.TensorType.INT8:
+            continue
+        source = by_name.get((weight.name, tuple(weight.shape)))
+        if source is None:
+            log.warning("front-end weight %s not found in the float32 model; left int8",
+                        weight.name)
+            continue
+        model.buffers[weight.buffer].data = reference.buffers[source.buffer].data
+        weight.type = schema.TensorType.FLOAT32
+        weight.quantization = None
+        restored += 1
+    log.info("dynamic-range model: %d front-end weight(s) kept in float32", restored)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def unclip_lstm_cells(data: bytes) -> bytes:
