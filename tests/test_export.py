@@ -105,22 +105,26 @@ for name in ("tflite", "tflite_dynamic"):
         "serving_default")
     out[name] = ["".join(chars[i] for i in runner(waveform=w)["labels"]) for w in waves]
 
-# The raw interpreter API: one interpreter, resized between two different lengths.
+# The raw interpreter API (as in docs/deploy.md): one interpreter, resized between two
+# different lengths; output indices by name from the signature.
 interpreter = tf.lite.Interpreter(model_path=f"{export_dir}/model.tflite", num_threads=1)
-runner_outputs = interpreter.get_signature_list()["serving_default"]["outputs"]
 index = interpreter.get_input_details()[0]["index"]
+outputs = {name: d["index"] for name, d in
+           interpreter.get_signature_runner("serving_default").get_output_details().items()}
 resized = []
-for w in (waves[0], waves[1]):
+for w in (waves[0], waves[1][:len(waves[1]) // 2]):
     interpreter.resize_tensor_input(index, [len(w)])
     interpreter.allocate_tensors()
     interpreter.set_tensor(index, w)
     interpreter.invoke()
-    details = {d["name"]: d for d in interpreter.get_output_details()}
-    logits = [interpreter.get_tensor(d["index"]) for d in details.values()
-              if d["dtype"] == np.float32][0]
-    resized.append([len(w), list(logits.shape)])
+    labels = interpreter.get_tensor(outputs["labels"])
+    resized.append([len(w), list(interpreter.get_tensor(outputs["logits"]).shape),
+                    "".join(chars[i] for i in labels)])
 out["resized"] = resized
-out["outputs"] = runner_outputs
+out["outputs"] = sorted(outputs)
+out["tflite_half_clip"] = "".join(chars[i] for i in tf.lite.Interpreter(
+    model_path=f"{export_dir}/model.tflite").get_signature_runner("serving_default")(
+    waveform=waves[1][:len(waves[1]) // 2])["labels"])
 out["speech_rnn_imported"] = "speech_rnn" in sys.modules
 print(json.dumps(out))
 '''
@@ -191,8 +195,10 @@ def test_dynamic_model_keeps_the_front_end_float(exported):
 
 
 def test_tflite_resizes_between_lengths(client):
-    (n0, shape0), (n1, shape1) = client["resized"]
+    (n0, shape0, text0), (n1, shape1, text1) = client["resized"]
     assert n0 != n1 and shape0 != shape1
+    assert text0 == client["tflite"][0]               # the signature runner's text
+    assert text1 == client["tflite_half_clip"]
     from speech_rnn.config import Config
     from speech_rnn.features import num_windows
     features = Config.load(FIXTURE_MODEL / "config.json").features
