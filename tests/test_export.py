@@ -250,3 +250,13 @@ def test_missing_run_and_busy_folder_name_the_path(tmp_path):
     proc = export_cli("--model", FIXTURE_MODEL, "--out", busy, timeout=120)
     assert proc.returncode == 2 and f"{busy}: folder is not empty" in proc.stderr
     assert (busy / "keep.txt").read_text() == "x"
+
+
+def test_cli_registers_export_without_importing_tensorflow():
+    code = ("import sys; from speech_rnn.cli import build_parser; "
+            "help = build_parser().format_help(); "
+            "print('export' in help, 'tensorflow' in sys.modules)")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=REPO, env=env)
+    assert proc.stdout.split() == ["True", "False"], proc.stderr[-2000:]
