@@ -43,8 +43,8 @@ def clips(tmp_path_factory, fsdd_dir):
     """Connected digits from FSDD test takes, written at 16 kHz (float WAV) so that the
     exported models and ``transcribe`` read the very same samples."""
     import soundfile
-
     from fixtures.digits import SAMPLE_RATE, connected_digits
+
     from speech_rnn.audio import resample
     folder = tmp_path_factory.mktemp("clips")
     paths = []

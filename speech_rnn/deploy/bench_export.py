@@ -17,7 +17,6 @@ shared: the minimum is the least disturbed). RTF = seconds of compute / seconds 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import tempfile
@@ -72,12 +71,19 @@ def bench(model_dir, manifest, out_dir, repeats: int = 3) -> dict:
     from speech_rnn.scoring import score
     from speech_rnn.text import normalize_text
 
-    from .export import TFLITE_FILES, _atomic_bytes, convert_tflite, export, load_artefact
+    from .export import (
+        TFLITE_FILES,
+        artefact_size,
+        convert_tflite,
+        export,
+        load_artefact,
+        write_bytes,
+    )
     out_dir = Path(out_dir)
     meta = export(model_dir, out_dir, fmt="all", quantize="dynamic")
     recognizer = load_model(model_dir)
     data, _ = convert_tflite(recognizer, "float16")
-    _atomic_bytes(out_dir / TFLITE_FILES["float16"], data)
+    write_bytes(out_dir / TFLITE_FILES["float16"], data)
 
     utterances = read_manifest(manifest)
     rate = recognizer.sample_rate
@@ -111,7 +117,7 @@ def bench(model_dir, manifest, out_dir, repeats: int = 3) -> dict:
         keras_texts = texts if keras_texts is None else keras_texts
         scores = score(references, texts)
         rows["artefacts"][name] = {
-            "path": str(path), "bytes": _size(Path(path)),
+            "path": str(path), "bytes": artefact_size(Path(path)),
             "wer": scores.wer, "cer": scores.cer,
             "same_text_as_keras": int(np.sum([a == b for a, b in zip(texts, keras_texts)])),
             "rtf": seconds / audio_s, "rtf_passes": [t / audio_s for t in passes]}
@@ -120,17 +126,11 @@ def bench(model_dir, manifest, out_dir, repeats: int = 3) -> dict:
     return rows
 
 
-def _size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
 def table(rows: dict) -> str:
     n = rows["utterances"]
-    lines = [f"{n} utterances, {rows['audio_seconds']:.1f} s of audio, "
-             f"{rows['threads']} thread, greedy decoding, RTF: fastest of {rows['repeats']} "
-             "timed passes",
+    lines = [(f"{n} utterances, {rows['audio_seconds']:.1f} s of audio, "
+              f"{rows['threads']} thread, greedy decoding, RTF: fastest of {rows['repeats']} "
+              "timed passes"),
              "| artefact | size (MB) | WER % | CER % | same text as Keras | RTF (1 thread) |",
              "|---|---:|---:|---:|---:|---:|"]
     for name, r in rows["artefacts"].items():

@@ -119,12 +119,13 @@ def export(model_dir, out_dir, fmt: str = "all", quantize: str = "none",
         started = time.perf_counter()
         write_saved_model(recognizer, out / SAVED_MODEL_DIR)
         log.info("SavedModel written in %.1f s", time.perf_counter() - started)
-        artefacts["savedmodel"] = {"path": SAVED_MODEL_DIR, "bytes": _size(out / SAVED_MODEL_DIR)}
+        artefacts["savedmodel"] = {"path": SAVED_MODEL_DIR,
+                                   "bytes": artefact_size(out / SAVED_MODEL_DIR)}
     if fmt in ("tflite", "all"):
         for q in ("none",) + ((quantize,) if quantize != "none" else ()):
             started = time.perf_counter()
             data, select_ops = convert_tflite(recognizer, q)
-            _atomic_bytes(out / TFLITE_FILES[q], data)
+            write_bytes(out / TFLITE_FILES[q], data)
             log.info("%s written in %.1f s", TFLITE_FILES[q], time.perf_counter() - started)
             artefacts["tflite" if q == "none" else f"tflite_{q}"] = {
                 "path": TFLITE_FILES[q], "bytes": len(data), "quantize": q,
@@ -169,23 +170,23 @@ def git_commit() -> str | None:
     here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=5)
+                             text=True, timeout=5, check=False)
         if out.returncode != 0:
             return None
         dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+                               capture_output=True, text=True, timeout=5, check=False).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
 
 
-def _size(path: Path) -> int:
+def artefact_size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
+def write_bytes(path: Path, data: bytes) -> None:
     from speech_rnn.fileio import atomic_write_bytes
     try:
         atomic_write_bytes(path, data)
@@ -247,12 +248,12 @@ def convert_tflite(recognizer, quantize: str = "none"):
 
     try:
         return convert(False), []
-    except Exception as e:  # the converter raises ConverterError or others
+    except Exception as e:  # noqa: BLE001 -- the converter raises ConverterError and others
         log.warning("builtin-only TFLite conversion failed (%s); retrying with select TF ops",
                     str(e).strip().splitlines()[-1][:300] if str(e).strip() else type(e).__name__)
     try:
         data = convert(True)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 -- reported as one line
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ExportError(f"TFLite conversion failed: {first[:300]}") from None
     return data, sorted(o for o in model_ops(data) if o.startswith("Flex") or o == "CUSTOM")

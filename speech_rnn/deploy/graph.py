@@ -23,7 +23,6 @@ import uuid
 
 import numpy as np
 
-
 BATCH_MESSAGE = ("transcribe_batch takes waveforms [batch, samples] (float32, zero-padded) "
                  "and lengths [batch] (int32, samples)")
 
@@ -147,6 +146,7 @@ def matmul_dct_extractor(recognizer):
     linear), so nothing is re-derived. Runs with deltas keep the extractor unchanged (the
     deltas live inside its MFCC stage); their DCT may then need a select-TF RFFT."""
     import tensorflow as tf
+
     from speech_rnn.features import FeatureExtractor
 
     base = recognizer.extractor
