@@ -29,31 +29,36 @@ def export_cli(*args, timeout=600):
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    if not (FIXTURE_MODEL / "best.keras").is_file():
-        pytest.skip("fixture model missing: run tests/fixtures/make_digits_model.py")
-    out = tmp_path_factory.mktemp("export") / "digits"
-    proc = export_cli("--model", FIXTURE_MODEL, "--out", out, "--quantize", "dynamic")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
-
-
-@pytest.fixture(scope="module")
 def clips(tmp_path_factory, fsdd_dir):
     """Connected digits from FSDD test takes, written at 16 kHz (float WAV) so that the
-    exported models and ``transcribe`` read the very same samples."""
+    exported models and ``transcribe`` read the very same samples; and their manifest."""
     import soundfile
     from fixtures.digits import SAMPLE_RATE, connected_digits
 
     from speech_rnn.audio import resample
     folder = tmp_path_factory.mktemp("clips")
-    paths = []
+    paths, rows = [], []
     for i, utt in enumerate(connected_digits(fsdd_dir, "test", CLIP_COUNT, seed=21)):
         path = folder / f"digits_{i}.wav"
-        soundfile.write(str(path), resample(utt.audio, SAMPLE_RATE, 16000), 16000,
-                        subtype="FLOAT")
+        audio = resample(utt.audio, SAMPLE_RATE, 16000)
+        soundfile.write(str(path), audio, 16000, subtype="FLOAT")
         paths.append(path)
+        rows.append({"audio_filepath": str(path), "duration": len(audio) / 16000,
+                     "text": utt.text})
+    (folder / "clips.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return paths
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, clips):
+    if not (FIXTURE_MODEL / "best.keras").is_file():
+        pytest.skip("fixture model missing: run tests/fixtures/make_digits_model.py")
+    out = tmp_path_factory.mktemp("export") / "digits"
+    proc = export_cli("--model", FIXTURE_MODEL, "--out", out, "--quantize", "dynamic",
+                      "--eval-manifest", clips[0].parent / "clips.jsonl")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "model_dynamic.tflite" in proc.stdout and "WER" in proc.stdout
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -148,10 +153,13 @@ def test_export_folder_and_model_json(exported):
     assert meta["vocabulary"]["blank_index"] == len(meta["vocabulary"]["chars"])
     assert meta["features"]["fft_length"] == 512
     assert meta["source_run"] == str(FIXTURE_MODEL.resolve())
-    assert meta["evaluation"] is None and "not scored" in meta["evaluation_note"]
+    assert meta["evaluation"]["manifest"].endswith("clips.jsonl")
+    scores = {}
     for name in ("savedmodel", "tflite", "tflite_dynamic"):
         info = meta["artefacts"][name]
-        assert info["bytes"] > 0
+        assert info["bytes"] > 0 and info["utterances"] == CLIP_COUNT
+        scores[name] = (info["wer"], info["cer"])
+    assert scores["savedmodel"] == scores["tflite"]       # same texts, same scores
     assert meta["artefacts"]["tflite_dynamic"]["bytes"] < meta["artefacts"]["tflite"]["bytes"] / 2
 
 
@@ -168,6 +176,16 @@ def test_tflite_is_builtin_only_with_fused_lstms(exported):
 
 def test_fresh_process_never_imports_speech_rnn(client):
     assert client["speech_rnn_imported"] is False
+
+
+def test_model_json_says_when_not_scored(tmp_path):
+    from speech_rnn.deploy.export import export
+    if not (FIXTURE_MODEL / "best.keras").is_file():
+        pytest.skip("fixture model missing: run tests/fixtures/make_digits_model.py")
+    meta = export(FIXTURE_MODEL, tmp_path / "sm", fmt="savedmodel")
+    assert meta["evaluation"] is None and "not scored" in meta["evaluation_note"]
+    assert list(meta["artefacts"]) == ["savedmodel"]
+    assert json.loads((tmp_path / "sm" / "model.json").read_text()) == meta
 
 
 def test_float32_artefacts_match_transcribe(client, keras_texts):
