@@ -113,7 +113,10 @@ def export(model_dir, out_dir, fmt: str = "all", quantize: str = "none",
         raise ConfigError("--quantize applies to TFLite files; use --format tflite or all")
     recognizer = load_model(model_dir, which=which)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ExportError(f"{out}: cannot create the export folder ({e.strerror or e})") from None
     artefacts = {}
     if fmt in ("savedmodel", "all"):
         started = time.perf_counter()
