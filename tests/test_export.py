@@ -89,6 +89,7 @@ out = {}
 loaded = tf.saved_model.load(f"{export_dir}/saved_model")
 single = loaded.signatures["serving_default"]
 out["savedmodel"] = [single(waveform=tf.constant(w))["text"].numpy().decode() for w in waves]
+sm_logits = [single(waveform=tf.constant(w))["logits"].numpy() for w in waves]
 batch = np.zeros((len(waves), max(map(len, waves))), np.float32)
 for i, w in enumerate(waves):
     batch[i, :len(w)] = w
@@ -108,7 +109,10 @@ for name in ("tflite", "tflite_dynamic"):
     path = f"{export_dir}/{meta['artefacts'][name]['path']}"
     runner = tf.lite.Interpreter(model_path=path, num_threads=1).get_signature_runner(
         "serving_default")
-    out[name] = ["".join(chars[i] for i in runner(waveform=w)["labels"]) for w in waves]
+    results = [runner(waveform=w) for w in waves]
+    out[name] = ["".join(chars[i] for i in r["labels"]) for r in results]
+    out[name + "_logits_diff"] = max(float(np.abs(r["logits"] - s).max())
+                                     for r, s in zip(results, sm_logits))
 
 # The raw interpreter API (as in docs/deploy.md): one interpreter, resized between two
 # different lengths; output indices by name from the signature.
@@ -186,6 +190,30 @@ def test_model_json_says_when_not_scored(tmp_path):
     assert meta["evaluation"] is None and "not scored" in meta["evaluation_note"]
     assert list(meta["artefacts"]) == ["savedmodel"]
     assert json.loads((tmp_path / "sm" / "model.json").read_text()) == meta
+
+
+def test_tflite_logits_match_the_savedmodel(client):
+    # float32: rounding only (with the converter's cell_clip=10 left in, up to 0.08).
+    assert client["tflite_logits_diff"] < 1e-3
+    assert client["tflite_dynamic_logits_diff"] < 1.0
+
+
+def test_fused_lstms_do_not_clip_cells(exported):
+    from tensorflow.lite.python import schema_py_generated as schema
+    data = bytearray((exported / "model.tflite").read_bytes())
+    model = schema.Model.GetRootAsModel(data, 0)
+    codes = [model.OperatorCodes(i) for i in range(model.OperatorCodesLength())]
+    clips = []
+    graph = model.Subgraphs(0)
+    for k in range(graph.OperatorsLength()):
+        op = graph.Operators(k)
+        code = codes[op.OpcodeIndex()]
+        if max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) == \
+                schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM:
+            options = schema.UnidirectionalSequenceLSTMOptions()
+            options.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+            clips.append(options.CellClip())
+    assert clips == [0.0] * 4                         # 2 layers x 2 directions
 
 
 def test_float32_artefacts_match_transcribe(client, keras_texts):
