@@ -590,6 +590,15 @@ def _add_recipe(sub):
     p.set_defaults(func=recipes.run)
 
 
+def _add_export(sub):
+    from .deploy import export
+    p = sub.add_parser("export", help="export a run as a SavedModel and LiteRT/TFLite files "
+                                      "(features and decoding in the graph)",
+                       description=export.__doc__.splitlines()[0])
+    export.add_arguments(p)
+    p.set_defaults(func=export.run)
+
+
 def _add_bench(sub):
     p = sub.add_parser(
         "bench",
@@ -612,6 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_transcribe(sub)
     _add_lm(sub)
     _add_bench(sub)
+    _add_export(sub)
     return parser
 
 
