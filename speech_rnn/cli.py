@@ -458,6 +458,14 @@ def _add_bench(sub):
     bench.add_arguments(p)
 
 
+def _add_serve(sub):
+    from .deploy import serve_cli
+    p = sub.add_parser("serve", help="serve a model over HTTP: JSON API, batching, web page",
+                       description=serve_cli.DESCRIPTION)
+    serve_cli.add_arguments(p)
+    p.set_defaults(func=serve_cli.run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     parser = argparse.ArgumentParser(prog="speech-rnn", description=__doc__.splitlines()[0])
@@ -472,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_transcribe(sub)
     _add_lm(sub)
     _add_bench(sub)
+    _add_serve(sub)
     return parser
 
 
