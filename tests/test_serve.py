@@ -443,3 +443,21 @@ def test_web_page_upload_and_record_in_chromium(browser_page, server, clips, bac
     page.click("#record")
     page.wait_for_selector("#transcript[data-state=done]", timeout=60_000)
     assert "recording:" in page.inner_text("#status")
+
+
+# -- the load benchmark ----------------------------------------------------------------------
+def test_load_benchmark_runs_and_reports(clips, tmp_path, capsys):
+    from speech_rnn.deploy import bench_serve
+    code = bench_serve.main(["--model", str(FIXTURE_MODEL), "--clips", str(clips[0].parent),
+                             "--clients", "3", "--seconds", "2", "--warmup-s", "0",
+                             "--max-clips", "4", "--threads", "1",
+                             "--json", str(tmp_path / "bench.json")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "| sequential | 1 |" in out and "| concurrent | 3 |" in out
+    report = json.loads((tmp_path / "bench.json").read_text())
+    for row in report["rows"]:
+        assert row["errors"] == 0 and row["requests"] > 0
+        assert row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
+        assert row["rss_peak_mb"] >= row["rss_start_mb"] > 0
+    assert report["clips"] == 4 and report["server_stats"]["requests"] > 0
