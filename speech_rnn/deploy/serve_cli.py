@@ -99,16 +99,22 @@ def run(args) -> int:
     shown = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{shown}:{args.port}/"
 
-    def ready():
-        print(f"speech-rnn serve: {args.model} on {url}", flush=True)
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None):
+            await super().startup(sockets)
+            if self.started:     # listening, the model warm: the one line on stdout
+                print(f"speech-rnn serve: {args.model} on {url}", flush=True)
 
-    app = create_app(backend, limits, on_ready=ready)
+    app = create_app(backend, limits)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info",
                             access_log=args.access_log, timeout_graceful_shutdown=5)
-    server = uvicorn.Server(config)
-    server.run()
+    server = Server(config)
+    try:
+        server.run()
+    except SystemExit:           # uvicorn exits when it cannot listen, after logging why
+        server.started = False
     if not server.started:
-        print(f"speech-rnn serve: error: could not listen on {args.host}:{args.port}",
-              file=sys.stderr)
+        print(f"speech-rnn serve: error: could not listen on {args.host}:{args.port} "
+              "(see the message above)", file=sys.stderr)
         return 2
     return 0

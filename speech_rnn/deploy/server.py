@@ -407,10 +407,9 @@ async def read_upload(request, limits: Limits):
         raise too_large from None
 
 
-def create_app(backend: Backend, limits: Limits = Limits(), *, warm_up: bool = True,
-               on_ready=None):
-    """The Starlette app serving ``backend``. ``on_ready()`` is called once the model is
-    loaded and warm (the CLI prints its URL there)."""
+def create_app(backend: Backend, limits: Limits = Limits(), *, warm_up: bool = True):
+    """The Starlette app serving ``backend``; with ``warm_up``, its startup runs one second
+    of silence through the model (tracing the feature graph, compiling the first shape)."""
     from contextlib import asynccontextmanager
 
     from starlette.applications import Starlette
@@ -449,6 +448,7 @@ def create_app(backend: Backend, limits: Limits = Limits(), *, warm_up: bool = T
                                    "timeout") from None
             finally:
                 batcher.leave(ticket)
+                ticket.waveform = None   # a timed-out ticket may sit in the queue a while
         except Problem as p:
             log.info("POST /v1/transcribe %d: %s", p.status, p.message)
             return error(p.status, p.message)
@@ -504,8 +504,6 @@ def create_app(backend: Backend, limits: Limits = Limits(), *, warm_up: bool = T
             silence = np.zeros(rate, np.float32)
             await batcher.run_in_model_thread(backend.transcribe_batch, [silence],
                                               [backend.options(0, False)])
-        if on_ready:
-            on_ready()
         try:
             yield
         finally:
