@@ -163,16 +163,18 @@ def run_phase(port: int, clips, clients: int, seconds: float, pid: int | None = 
 
 
 def start_server(args, port: int, log_file):
-    command = [sys.executable, "-m", "speech_rnn.cli", "serve", "--model", str(args.model),
+    command = [sys.executable, "-m", "speech_rnn.cli", "serve", "--model",
+               str(Path(args.model).resolve()),
                "--port", str(port), "--max-batch", str(args.max_batch),
                "--batch-wait-ms", str(args.batch_wait_ms),
                "--queue-size", str(max(64, 2 * args.clients))]
     if args.threads:
         command += ["--threads", str(args.threads)]
-    env = dict(os.environ)
-    package_root = str(Path(__file__).resolve().parents[2])   # this checkout's speech_rnn
-    env["PYTHONPATH"] = package_root + os.pathsep + env.get("PYTHONPATH", "")
-    process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+    # The server runs this checkout's speech_rnn (python -m puts the working folder first).
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": package_root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env,
+                               cwd=package_root)
     deadline = time.monotonic() + args.startup_timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
