@@ -214,7 +214,7 @@ def test_bad_options_are_400(server, query, message):
     assert reply.status_code == 400 and message in reply.json()["error"]
 
 
-def test_bad_audio_is_400_and_the_server_goes_on(server, clips):
+def test_bad_audio_is_400_and_the_server_goes_on(server):
     nan = io.BytesIO()
     soundfile.write(nan, np.full(800, np.nan, np.float32), 8000, format="WAV", subtype="FLOAT")
     cases = [(b"", "empty upload"), (b"RIFF....WAVEnot really", "unreadable audio"),
@@ -225,8 +225,8 @@ def test_bad_audio_is_400_and_the_server_goes_on(server, clips):
         assert message in reply.json()["error"] and "BytesIO" not in reply.json()["error"]
     form = httpx.post(f"{server}/v1/transcribe", data={"note": "no file"})
     assert form.status_code == 400
-    good = httpx.post(f"{server}/v1/transcribe", content=clips[1].read_bytes(), timeout=60)
-    assert good.status_code == 200 and good.json()["text"]
+    good = httpx.post(f"{server}/v1/transcribe", content=noise_wav(1.0), timeout=60)
+    assert good.status_code == 200 and good.json()["duration"] == 1.0
 
 
 def test_size_and_duration_limits_are_413(backend):
