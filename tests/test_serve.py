@@ -342,6 +342,18 @@ def test_cli_refuses_what_is_not_a_run_folder(tmp_path, capsys):
         assert message in err and len(err.splitlines()) == 1, err
 
 
+def test_every_flag_has_help():
+    import argparse
+
+    from speech_rnn.deploy.serve_cli import add_arguments
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    for action in parser._actions:
+        assert action.help, action.dest
+    args = parser.parse_args(["--model", "run"])
+    assert args.host == "127.0.0.1" and args.port == 8080
+
+
 def test_loopback_hosts():
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4")
