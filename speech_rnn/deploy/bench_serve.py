@@ -98,7 +98,7 @@ class RssSampler(threading.Thread):
 
 
 def post(conn, clip, query: str = ""):
-    name, body, _ = clip
+    _, body, _ = clip
     conn.request("POST", f"/v1/transcribe{query}", body=body,
                  headers={"Content-Type": "application/octet-stream"})
     response = conn.getresponse()

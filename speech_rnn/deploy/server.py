@@ -205,7 +205,7 @@ def decode_upload(data: bytes, name: str, sample_rate: int, max_audio_s: float) 
 # -- batching --------------------------------------------------------------------------------
 class Ticket:
     """A request admitted to the server, counted as waiting until its batch starts."""
-    __slots__ = ("waiting", "future", "waveform", "options")
+    __slots__ = ("future", "options", "waiting", "waveform")
 
     def __init__(self):
         self.waiting = True
@@ -302,7 +302,7 @@ class Batcher:
             try:
                 results = await self.run_in_model_thread(
                     self.backend.transcribe_batch, waveforms, [t.options for t in batch])
-            except Exception as e:   # noqa: BLE001 - every waiting request must be answered
+            except Exception as e:   # every request in the batch must be answered
                 log.exception("batch of %d failed", len(batch))
                 for t in batch:
                     if not t.future.done():
@@ -455,7 +455,7 @@ def create_app(backend: Backend, limits: Limits = Limits(), *, warm_up: bool = T
         except SpeechRnnError as e:
             log.info("POST /v1/transcribe 400: %s", e)
             return error(400, str(e))
-        except Exception:   # noqa: BLE001 - the server keeps serving
+        except Exception:   # a bug: logged, answered 500, and the server keeps serving
             batcher.stats["errors"] += 1
             log.exception("POST /v1/transcribe failed")
             return error(500, "internal error while transcribing (see the server log)")
