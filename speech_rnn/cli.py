@@ -592,9 +592,13 @@ def _add_recipe(sub):
 
 def _add_export(sub):
     from .deploy import export
-    p = sub.add_parser("export", help="export a run as a SavedModel and LiteRT/TFLite files "
-                                      "(features and decoding in the graph)",
-                       description=export.__doc__.splitlines()[0])
+
+    p = sub.add_parser(
+        "export",
+        help="export a run as a SavedModel and LiteRT/TFLite files "
+        "(features and decoding in the graph)",
+        description=export.__doc__.splitlines()[0],
+    )
     export.add_arguments(p)
     p.set_defaults(func=export.run)
 
@@ -606,6 +610,18 @@ def _add_bench(sub):
         description=bench.__doc__.splitlines()[0],
     )
     bench.add_arguments(p)
+
+
+def _add_serve(sub):
+    from .deploy import serve_cli
+
+    p = sub.add_parser(
+        "serve",
+        help="serve a model over HTTP: JSON API, batching, web page",
+        description=serve_cli.DESCRIPTION,
+    )
+    serve_cli.add_arguments(p)
+    p.set_defaults(func=serve_cli.run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -622,6 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lm(sub)
     _add_bench(sub)
     _add_export(sub)
+    _add_serve(sub)
     return parser
 
 

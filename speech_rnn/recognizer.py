@@ -335,6 +335,39 @@ class SpeechRecognizer:
                 continue
             yield index, path, result
 
+    def transcribe_waveforms(
+        self, waveforms, options=None, *, chunking: ChunkOptions = DEFAULT_CHUNKING
+    ) -> list:
+        """Transcribe several waveforms (1-D float32 at :attr:`sample_rate`) together, in
+        input order: those up to ``chunking.max_chunk_s`` go through the model in one
+        padded batch and are decoded one by one, as :meth:`transcribe_many` does with
+        files; longer ones are cut on silence, as :meth:`transcribe` does. ``options``: one
+        :class:`DecodingOptions` for all (from :meth:`decoding_options`; default greedy)
+        or a sequence with one per waveform."""
+        waveforms = [self.load_waveform(w) for w in waveforms]
+        if options is None or isinstance(options, DecodingOptions):
+            options = [options or DecodingOptions()] * len(waveforms)
+        elif len(options) != len(waveforms):
+            raise ValueError(f"{len(options)} decoding options for {len(waveforms)} waveforms")
+        out = [None] * len(waveforms)
+        short = [
+            i for i, w in enumerate(waveforms) if len(w) <= chunking.max_chunk_s * self.sample_rate
+        ]
+        if short:
+            for i, logits in zip(
+                short, self.batch_logits([waveforms[i] for i in short]), strict=True
+            ):
+                duration = len(waveforms[i]) / self.sample_rate
+                words = self.words(
+                    self.decode(logits, options[i]), logits, 0.0, duration, waveforms[i]
+                )
+                out[i] = self._result(words, duration, options[i])
+        for i, waveform in enumerate(waveforms):
+            if out[i] is None:
+                blocks = array_blocks(waveform, self.sample_rate, chunking.block_s)
+                out[i] = self._transcribe_blocks(blocks, options[i], DEFAULT_CHUNK_BATCH, chunking)
+        return out
+
 
 def load_model(run_dir, which: str = "best") -> SpeechRecognizer:
     """Load a run folder for transcription (``which``: "best" by dev WER, or "last")."""

@@ -1,6 +1,6 @@
 """Output formats for transcriptions: txt, json, srt, vtt, tsv.
 
-Each writer turns one :class:`~speech_rnn.transcribe.Transcription` into the text of one
+Each writer turns one :class:`~speech_rnn.recognizer.Transcription` into the text of one
 file. ``json`` is the transcription itself (``dataclasses.asdict``: text, duration,
 segments, words, decoding options; see docs/transcription.md). ``srt`` and ``vtt`` hold
 one cue per segment; ``tsv`` one row per word (start and end in seconds, the word, its

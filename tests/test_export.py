@@ -2,6 +2,7 @@
 and dynamic-range int8), then loaded by a fresh Python process that never imports
 speech_rnn, on real connected-digit clips built from FSDD test recordings. The float32
 artefacts must give exactly the text of ``load_model(...).transcribe(...)`` (greedy)."""
+
 from __future__ import annotations
 
 import json
@@ -22,10 +23,20 @@ CLIP_COUNT = 4
 def export_cli(*args, timeout=600):
     """``python -m speech_rnn.cli export ...`` with this checkout's package first on the
     path (the console script may belong to another checkout)."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(REPO)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
-    return subprocess.run([sys.executable, "-m", "speech_rnn.cli", "export", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env)
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            [str(REPO)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
+        ),
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "speech_rnn.cli", "export", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env=env,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +47,7 @@ def clips(tmp_path_factory, fsdd_dir):
     from fixtures.digits import SAMPLE_RATE, connected_digits
 
     from speech_rnn.audio import resample
+
     folder = tmp_path_factory.mktemp("clips")
     paths, rows = [], []
     for i, utt in enumerate(connected_digits(fsdd_dir, "test", CLIP_COUNT, seed=21)):
@@ -43,8 +55,7 @@ def clips(tmp_path_factory, fsdd_dir):
         audio = resample(utt.audio, SAMPLE_RATE, 16000)
         soundfile.write(str(path), audio, 16000, subtype="FLOAT")
         paths.append(path)
-        rows.append({"audio_filepath": str(path), "duration": len(audio) / 16000,
-                     "text": utt.text})
+        rows.append({"audio_filepath": str(path), "duration": len(audio) / 16000, "text": utt.text})
     (folder / "clips.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return paths
 
@@ -54,8 +65,16 @@ def exported(tmp_path_factory, clips):
     if not (FIXTURE_MODEL / "best.keras").is_file():
         pytest.skip("fixture model missing: run tests/fixtures/make_digits_model.py")
     out = tmp_path_factory.mktemp("export") / "digits"
-    proc = export_cli("--model", FIXTURE_MODEL, "--out", out, "--quantize", "dynamic",
-                      "--eval-manifest", clips[0].parent / "clips.jsonl")
+    proc = export_cli(
+        "--model",
+        FIXTURE_MODEL,
+        "--out",
+        out,
+        "--quantize",
+        "dynamic",
+        "--eval-manifest",
+        clips[0].parent / "clips.jsonl",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "model_dynamic.tflite" in proc.stdout and "WER" in proc.stdout
     return out
@@ -64,12 +83,13 @@ def exported(tmp_path_factory, clips):
 @pytest.fixture(scope="module")
 def keras_texts(clips):
     from speech_rnn import load_model
+
     recognizer = load_model(FIXTURE_MODEL)
     return [recognizer.transcribe(path).text for path in clips]
 
 
 # The client: numpy, soundfile and TensorFlow only. Prints one JSON object.
-CLIENT = r'''
+CLIENT = r"""
 import json, sys
 import numpy as np
 import soundfile
@@ -136,7 +156,7 @@ out["tflite_half_clip"] = "".join(chars[i] for i in tf.lite.Interpreter(
     waveform=waves[1][:len(waves[1]) // 2])["labels"])
 out["speech_rnn_imported"] = "speech_rnn" in sys.modules
 print(json.dumps(out))
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -144,8 +164,14 @@ def client(exported, clips, tmp_path_factory):
     cwd = tmp_path_factory.mktemp("client")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    proc = subprocess.run([sys.executable, "-c", CLIENT, str(exported), *map(str, clips)],
-                          capture_output=True, text=True, timeout=600, cwd=cwd, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", CLIENT, str(exported), *map(str, clips)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=cwd,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -163,12 +189,13 @@ def test_export_folder_and_model_json(exported):
         info = meta["artefacts"][name]
         assert info["bytes"] > 0 and info["utterances"] == CLIP_COUNT
         scores[name] = (info["wer"], info["cer"])
-    assert scores["savedmodel"] == scores["tflite"]       # same texts, same scores
+    assert scores["savedmodel"] == scores["tflite"]  # same texts, same scores
     assert meta["artefacts"]["tflite_dynamic"]["bytes"] < meta["artefacts"]["tflite"]["bytes"] / 2
 
 
 def test_tflite_is_builtin_only_with_fused_lstms(exported):
     from speech_rnn.deploy.export import model_ops
+
     for name in ("model.tflite", "model_dynamic.tflite"):
         ops = model_ops((exported / name).read_bytes())
         assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops, ops
@@ -184,6 +211,7 @@ def test_fresh_process_never_imports_speech_rnn(client):
 
 def test_model_json_says_when_not_scored(tmp_path):
     from speech_rnn.deploy.export import export
+
     if not (FIXTURE_MODEL / "best.keras").is_file():
         pytest.skip("fixture model missing: run tests/fixtures/make_digits_model.py")
     meta = export(FIXTURE_MODEL, tmp_path / "sm", fmt="savedmodel")
@@ -200,6 +228,7 @@ def test_tflite_logits_match_the_savedmodel(client):
 
 def test_fused_lstms_do_not_clip_cells(exported):
     from tensorflow.lite.python import schema_py_generated as schema
+
     data = bytearray((exported / "model.tflite").read_bytes())
     model = schema.Model.GetRootAsModel(data, 0)
     codes = [model.OperatorCodes(i) for i in range(model.OperatorCodesLength())]
@@ -208,12 +237,14 @@ def test_fused_lstms_do_not_clip_cells(exported):
     for k in range(graph.OperatorsLength()):
         op = graph.Operators(k)
         code = codes[op.OpcodeIndex()]
-        if max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) == \
-                schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM:
+        if (
+            max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+            == schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM
+        ):
             options = schema.UnidirectionalSequenceLSTMOptions()
             options.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
             clips.append(options.CellClip())
-    assert clips == [0.0] * 4                         # 2 layers x 2 directions
+    assert clips == [0.0] * 4  # 2 layers x 2 directions
 
 
 def test_float32_artefacts_match_transcribe(client, keras_texts):
@@ -226,6 +257,7 @@ def test_float32_artefacts_match_transcribe(client, keras_texts):
 
 def test_dynamic_quantized_tflite_stays_close(client, keras_texts):
     from speech_rnn.scoring import score
+
     # int8 LSTM weights may change a letter now and then (docs/deploy.md: 99/100 texts
     # equal on 100 held-out utterances); with an int8 front end it was 52/100.
     assert score(keras_texts, client["tflite_dynamic"]).cer < 0.05, client["tflite_dynamic"]
@@ -233,20 +265,22 @@ def test_dynamic_quantized_tflite_stays_close(client, keras_texts):
 
 def test_dynamic_model_keeps_the_front_end_float(exported):
     import tensorflow as tf
+
     interpreter = tf.lite.Interpreter(model_path=str(exported / "model_dynamic.tflite"))
     weights = {tuple(t["shape"]): t["dtype"] for t in interpreter.get_tensor_details()}
-    assert weights[(40, 257)] == np.float32          # mel filterbank [mel, fft bins]
-    assert weights[(26, 40)] == np.float32           # DCT [mfcc, mel]
-    assert weights[(17, 128)] == np.int8             # output layer [classes, 2 x units]
+    assert weights[(40, 257)] == np.float32  # mel filterbank [mel, fft bins]
+    assert weights[(26, 40)] == np.float32  # DCT [mfcc, mel]
+    assert weights[(17, 128)] == np.int8  # output layer [classes, 2 x units]
 
 
 def test_tflite_resizes_between_lengths(client):
     (n0, shape0, text0), (n1, shape1, text1) = client["resized"]
     assert n0 != n1 and shape0 != shape1
-    assert text0 == client["tflite"][0]               # the signature runner's text
+    assert text0 == client["tflite"][0]  # the signature runner's text
     assert text1 == client["tflite_half_clip"]
     from speech_rnn.config import Config
     from speech_rnn.features import num_windows
+
     features = Config.load(FIXTURE_MODEL / "config.json").features
     assert shape0[0] == num_windows(n0, features, 16000)
     assert shape1[0] == num_windows(n1, features, 16000)
@@ -262,11 +296,34 @@ def test_greedy_labels_trim_and_collapse_spaces():
     import tensorflow as tf
 
     from speech_rnn.deploy.graph import greedy_labels
+
     blank, space = 3, 0
     # argmax path (- is blank): - " " a a - " " " " a b - " " " " b b " " - " " - " " - b
     # CTC collapse: " a ab  b  b"; spaces trimmed and runs of them joined: "a ab b b"
-    path = [blank, 0, 1, 1, blank, 0, 0, 1, 2, blank, 0, blank, 0, 2, 2, 0, blank, 0,
-            blank, 0, blank, 2]
+    path = [
+        blank,
+        0,
+        1,
+        1,
+        blank,
+        0,
+        0,
+        1,
+        2,
+        blank,
+        0,
+        blank,
+        0,
+        2,
+        2,
+        0,
+        blank,
+        0,
+        blank,
+        0,
+        blank,
+        2,
+    ]
     labels = greedy_labels(tf.one_hot(path, 4), blank, space).numpy().tolist()
     assert "".join(" ab"[i] for i in labels) == "a ab b b"
     trailing = greedy_labels(tf.one_hot([1, 0, blank, 0], 4), blank, space).numpy().tolist()
@@ -274,10 +331,13 @@ def test_greedy_labels_trim_and_collapse_spaces():
     assert greedy_labels(tf.one_hot([blank, 0, blank], 4), blank, space).numpy().size == 0
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--format", "savedmodel", "--quantize", "dynamic"], "--quantize applies to TFLite"),
-    (["--format", "onnx"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--format", "savedmodel", "--quantize", "dynamic"], "--quantize applies to TFLite"),
+        (["--format", "onnx"], "invalid choice"),
+    ],
+)
 def test_bad_flag_combinations_are_one_line(tmp_path, args, message):
     proc = export_cli("--model", FIXTURE_MODEL, "--out", tmp_path / "out", *args, timeout=120)
     assert proc.returncode == 2
@@ -299,10 +359,13 @@ def test_missing_run_and_busy_folder_name_the_path(tmp_path):
 
 
 def test_cli_registers_export_without_importing_tensorflow():
-    code = ("import sys; from speech_rnn.cli import build_parser; "
-            "help = build_parser().format_help(); "
-            "print('export' in help, 'tensorflow' in sys.modules)")
+    code = (
+        "import sys; from speech_rnn.cli import build_parser; "
+        "help = build_parser().format_help(); "
+        "print('export' in help, 'tensorflow' in sys.modules)"
+    )
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, cwd=REPO, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO, env=env
+    )
     assert proc.stdout.split() == ["True", "False"], proc.stderr[-2000:]

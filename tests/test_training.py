@@ -122,7 +122,7 @@ def test_reloaded_run_transcribes_exactly_like_the_in_memory_model(overfit_run, 
     root, clips, _ = overfit_run
     recognizer = load_model(root / "run")
     expected = {
-        c.audio_filepath: recognizer.logits(recognizer._waveform(c.audio_filepath, None)).tolist()
+        c.audio_filepath: recognizer.logits(recognizer.load_waveform(c.audio_filepath)).tolist()
         for c in clips
     }
     script = (

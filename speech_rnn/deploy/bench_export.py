@@ -14,38 +14,60 @@ then ``--repeats`` timed passes, of which the fastest is reported (the machine m
 shared: the minimum is the least disturbed). RTF = seconds of compute / seconds of audio
 (lower is faster).
 """
+
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from ..log import configure_console
+from ..log import logger as log
+
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m speech_rnn.deploy.bench_export",
-                                description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m speech_rnn.deploy.bench_export", description=__doc__.splitlines()[0]
+    )
     p.add_argument("--model", required=True, type=Path, metavar="RUN", help="run folder")
-    p.add_argument("--manifest", required=True, type=Path, metavar="M",
-                   help="held-out manifest (jsonl/csv) to score and time on")
-    p.add_argument("--out", type=Path, default=None, metavar="DIR",
-                   help="export folder (default: a temporary one, removed afterwards)")
-    p.add_argument("--repeats", type=int, default=3, metavar="N",
-                   help="timed passes per artefact; the fastest is reported (default 3)")
-    p.add_argument("--json", type=Path, default=None, metavar="FILE",
-                   help="also write the results as JSON")
+    p.add_argument(
+        "--manifest",
+        required=True,
+        type=Path,
+        metavar="M",
+        help="held-out manifest (jsonl/csv) to score and time on",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="export folder (default: a temporary one, removed afterwards)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        metavar="N",
+        help="timed passes per artefact; the fastest is reported (default 3)",
+    )
+    p.add_argument(
+        "--json", type=Path, default=None, metavar="FILE", help="also write the results as JSON"
+    )
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     import tensorflow as tf
+
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    configure_console()
     from speech_rnn.errors import SpeechRnnError
+
     try:
         if args.out is None:
             with tempfile.TemporaryDirectory(prefix="bench_export_") as tmp:
@@ -58,6 +80,7 @@ def main(argv=None) -> int:
     print(table(rows))
     if args.json:
         from speech_rnn.fileio import atomic_write_json
+
         atomic_write_json(args.json, rows)
     return 0
 
@@ -79,6 +102,7 @@ def bench(model_dir, manifest, out_dir, repeats: int = 3) -> dict:
         load_artefact,
         write_bytes,
     )
+
     out_dir = Path(out_dir)
     meta = export(model_dir, out_dir, fmt="all", quantize="dynamic")
     recognizer = load_model(model_dir)
@@ -92,21 +116,35 @@ def bench(model_dir, manifest, out_dir, repeats: int = 3) -> dict:
     audio_s = sum(len(w) for w in waves) / rate
 
     chars = recognizer.vocab.chars
-    runners = {"keras (speech-rnn transcribe)":
-               (lambda w: recognizer.transcribe(w).text, recognizer.model_path),
-               "savedmodel": (load_artefact(out_dir / "saved_model", "savedmodel", chars),
-                              out_dir / "saved_model")}
+    runners = {
+        "keras (speech-rnn transcribe)": (
+            lambda w: recognizer.transcribe(w).text,
+            recognizer.model_path,
+        ),
+        "savedmodel": (
+            load_artefact(out_dir / "saved_model", "savedmodel", chars),
+            out_dir / "saved_model",
+        ),
+    }
     for q in ("none", "dynamic", "float16"):
         path = out_dir / TFLITE_FILES[q]
         runners[f"tflite {'float32' if q == 'none' else q}"] = (
-            load_artefact(path, "tflite", chars, num_threads=1), path)
+            load_artefact(path, "tflite", chars, num_threads=1),
+            path,
+        )
 
-    rows = {"manifest": str(Path(manifest).resolve()), "utterances": len(waves),
-            "audio_seconds": round(audio_s, 2), "threads": 1,
-            "repeats": max(1, repeats), "git_commit": meta["git_commit"], "artefacts": {}}
+    rows = {
+        "manifest": str(Path(manifest).resolve()),
+        "utterances": len(waves),
+        "audio_seconds": round(audio_s, 2),
+        "threads": 1,
+        "repeats": max(1, repeats),
+        "git_commit": meta["git_commit"],
+        "artefacts": {},
+    }
     keras_texts = None
     for name, (transcribe, path) in runners.items():
-        for w in waves:                      # warm-up pass, untimed
+        for w in waves:  # warm-up pass, untimed
             transcribe(w)
         passes = []
         for _ in range(max(1, repeats)):
@@ -117,26 +155,37 @@ def bench(model_dir, manifest, out_dir, repeats: int = 3) -> dict:
         keras_texts = texts if keras_texts is None else keras_texts
         scores = score(references, texts)
         rows["artefacts"][name] = {
-            "path": str(path), "bytes": artefact_size(Path(path)),
-            "wer": scores.wer, "cer": scores.cer,
-            "same_text_as_keras": int(np.sum([a == b for a, b in zip(texts, keras_texts)])),
-            "rtf": seconds / audio_s, "rtf_passes": [t / audio_s for t in passes]}
-        logging.getLogger("speech_rnn.deploy").info(
-            "%s: WER %.2f%%, RTF %.4f", name, 100 * scores.wer, seconds / audio_s)
+            "path": str(path),
+            "bytes": artefact_size(Path(path)),
+            "wer": scores.wer,
+            "cer": scores.cer,
+            "same_text_as_keras": int(
+                np.sum([a == b for a, b in zip(texts, keras_texts, strict=True)])
+            ),
+            "rtf": seconds / audio_s,
+            "rtf_passes": [t / audio_s for t in passes],
+        }
+        log.info("%s: WER %.2f%%, RTF %.4f", name, 100 * scores.wer, seconds / audio_s)
     return rows
 
 
 def table(rows: dict) -> str:
     n = rows["utterances"]
-    lines = [(f"{n} utterances, {rows['audio_seconds']:.1f} s of audio, "
-              f"{rows['threads']} thread, greedy decoding, RTF: fastest of {rows['repeats']} "
-              "timed passes"),
-             "| artefact | size (MB) | WER % | CER % | same text as Keras | RTF (1 thread) |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        (
+            f"{n} utterances, {rows['audio_seconds']:.1f} s of audio, "
+            f"{rows['threads']} thread, greedy decoding, RTF: fastest of {rows['repeats']} "
+            "timed passes"
+        ),
+        "| artefact | size (MB) | WER % | CER % | same text as Keras | RTF (1 thread) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for name, r in rows["artefacts"].items():
-        lines.append(f"| {name} | {r['bytes'] / 1e6:.3f} | {100 * r['wer']:.2f} | "
-                     f"{100 * r['cer']:.2f} | {r['same_text_as_keras']}/{n} | "
-                     f"{r['rtf']:.4f} |")
+        lines.append(
+            f"| {name} | {r['bytes'] / 1e6:.3f} | {100 * r['wer']:.2f} | "
+            f"{100 * r['cer']:.2f} | {r['same_text_as_keras']}/{n} | "
+            f"{r['rtf']:.4f} |"
+        )
     return "\n".join(lines)
 
 

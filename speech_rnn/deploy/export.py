@@ -10,10 +10,10 @@ normalization statistics) -> acoustic model -> greedy CTC -> characters. ``DIR``
 plus ``model.json`` (rate, vocabulary, features, version, commit, source run, files, and
 the WER/CER each artefact scored on ``--eval-manifest``). See docs/deploy.md.
 """
+
 from __future__ import annotations
 
 import argparse
-import logging
 import shutil
 import tempfile
 import time
@@ -21,29 +21,50 @@ from pathlib import Path
 
 from speech_rnn.errors import ConfigError, SpeechRnnError
 
-log = logging.getLogger("speech_rnn.deploy")
+from ..log import logger as log
 
 FORMATS = ("savedmodel", "tflite", "all")
 QUANTIZE = ("none", "dynamic", "float16")
 SAVED_MODEL_DIR = "saved_model"
-TFLITE_FILES = {"none": "model.tflite", "dynamic": "model_dynamic.tflite",
-                "float16": "model_float16.tflite"}
+TFLITE_FILES = {
+    "none": "model.tflite",
+    "dynamic": "model_dynamic.tflite",
+    "float16": "model_float16.tflite",
+}
 
 
 SIGNATURES = {
     "savedmodel": {
-        "serving_default": {"inputs": {"waveform": "float32 [N]"},
-                            "outputs": {"text": "string []", "logits": "float32 [T, C]",
-                                        "logits_length": "int32 []"}},
-        "transcribe_batch": {"inputs": {"waveforms": "float32 [B, N] (zero-padded)",
-                                        "lengths": "int32 [B] (samples)"},
-                             "outputs": {"text": "string [B]", "logits": "float32 [B, T, C]",
-                                         "logits_length": "int32 [B]"}}},
+        "serving_default": {
+            "inputs": {"waveform": "float32 [N]"},
+            "outputs": {
+                "text": "string []",
+                "logits": "float32 [T, C]",
+                "logits_length": "int32 []",
+            },
+        },
+        "transcribe_batch": {
+            "inputs": {
+                "waveforms": "float32 [B, N] (zero-padded)",
+                "lengths": "int32 [B] (samples)",
+            },
+            "outputs": {
+                "text": "string [B]",
+                "logits": "float32 [B, T, C]",
+                "logits_length": "int32 [B]",
+            },
+        },
+    },
     "tflite": {
-        "serving_default": {"inputs": {"waveform": "float32 [N]"},
-                            "outputs": {"labels": "int32 [L] (vocabulary indices)",
-                                        "logits": "float32 [T, C]",
-                                        "logits_length": "int32 []"}}},
+        "serving_default": {
+            "inputs": {"waveform": "float32 [N]"},
+            "outputs": {
+                "labels": "int32 [L] (vocabulary indices)",
+                "logits": "float32 [T, C]",
+                "logits_length": "int32 []",
+            },
+        }
+    },
 }
 
 
@@ -52,22 +73,47 @@ class ExportError(SpeechRnnError):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, type=Path, metavar="RUN",
-                        help="trained run folder (config.json, vocab.json, best.keras ...)")
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR",
-                        help="export folder to create (must be empty or absent)")
-    parser.add_argument("--format", choices=FORMATS, default="all",
-                        help="savedmodel, tflite, or all (default: all)")
-    parser.add_argument("--quantize", choices=QUANTIZE, default="none",
-                        help="TFLite only: also write a quantized model: dynamic (int8 "
-                             "weights) or float16 (default: none, float32 only)")
-    parser.add_argument("--eval-manifest", type=Path, default=None, metavar="M",
-                        help="held-out manifest: score each artefact (WER/CER, greedy) and "
-                             "record it in model.json (default: not scored)")
-    parser.add_argument("--which", choices=("best", "last"), default="best",
-                        help="model of the run to export (default: best)")
-    parser.add_argument("--force", action="store_true",
-                        help="replace the export files in a non-empty --out")
+    parser.add_argument(
+        "--model",
+        required=True,
+        type=Path,
+        metavar="RUN",
+        help="trained run folder (config.json, vocab.json, best.keras ...)",
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="export folder to create (must be empty or absent)",
+    )
+    parser.add_argument(
+        "--format", choices=FORMATS, default="all", help="savedmodel, tflite, or all (default: all)"
+    )
+    parser.add_argument(
+        "--quantize",
+        choices=QUANTIZE,
+        default="none",
+        help="TFLite only: also write a quantized model: dynamic (int8 "
+        "weights) or float16 (default: none, float32 only)",
+    )
+    parser.add_argument(
+        "--eval-manifest",
+        type=Path,
+        default=None,
+        metavar="M",
+        help="held-out manifest: score each artefact (WER/CER, greedy) and "
+        "record it in model.json (default: not scored)",
+    )
+    parser.add_argument(
+        "--which",
+        choices=("best", "last"),
+        default="best",
+        help="model of the run to export (default: best)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="replace the export files in a non-empty --out"
+    )
 
 
 def check_arguments(args) -> None:
@@ -89,8 +135,14 @@ def check_arguments(args) -> None:
 
 def run(args) -> int:
     check_arguments(args)
-    result = export(args.model, args.out, fmt=args.format, quantize=args.quantize,
-                    eval_manifest=args.eval_manifest, which=args.which)
+    result = export(
+        args.model,
+        args.out,
+        fmt=args.format,
+        quantize=args.quantize,
+        eval_manifest=args.eval_manifest,
+        which=args.which,
+    )
     for name, info in result["artefacts"].items():
         line = f"{name:16s} {info['path']:28s} {info['bytes'] / 1e6:8.2f} MB"
         if "wer" in info:
@@ -101,8 +153,14 @@ def run(args) -> int:
 
 
 # -- the export ------------------------------------------------------------------------------
-def export(model_dir, out_dir, fmt: str = "all", quantize: str = "none",
-           eval_manifest=None, which: str = "best") -> dict:
+def export(
+    model_dir,
+    out_dir,
+    fmt: str = "all",
+    quantize: str = "none",
+    eval_manifest=None,
+    which: str = "best",
+) -> dict:
     """Write the artefacts and ``model.json`` into ``out_dir``; returns model.json's dict."""
     from speech_rnn import load_model
     from speech_rnn.fileio import atomic_write_json
@@ -122,8 +180,10 @@ def export(model_dir, out_dir, fmt: str = "all", quantize: str = "none",
         started = time.perf_counter()
         write_saved_model(recognizer, out / SAVED_MODEL_DIR)
         log.info("SavedModel written in %.1f s", time.perf_counter() - started)
-        artefacts["savedmodel"] = {"path": SAVED_MODEL_DIR,
-                                   "bytes": artefact_size(out / SAVED_MODEL_DIR)}
+        artefacts["savedmodel"] = {
+            "path": SAVED_MODEL_DIR,
+            "bytes": artefact_size(out / SAVED_MODEL_DIR),
+        }
     if fmt in ("tflite", "all"):
         for q in ("none",) + ((quantize,) if quantize != "none" else ()):
             started = time.perf_counter()
@@ -131,12 +191,14 @@ def export(model_dir, out_dir, fmt: str = "all", quantize: str = "none",
             write_bytes(out / TFLITE_FILES[q], data)
             log.info("%s written in %.1f s", TFLITE_FILES[q], time.perf_counter() - started)
             artefacts["tflite" if q == "none" else f"tflite_{q}"] = {
-                "path": TFLITE_FILES[q], "bytes": len(data), "quantize": q,
-                "select_tf_ops": select_ops}
+                "path": TFLITE_FILES[q],
+                "bytes": len(data),
+                "quantize": q,
+                "select_tf_ops": select_ops,
+            }
     meta = describe(recognizer, model_dir, artefacts)
     if eval_manifest is not None:
-        meta["evaluation"] = {"manifest": str(Path(eval_manifest).resolve()),
-                              "decoding": "greedy"}
+        meta["evaluation"] = {"manifest": str(Path(eval_manifest).resolve()), "decoding": "greedy"}
         for name, info in artefacts.items():
             scores = evaluate_artefact(out / info["path"], name, eval_manifest, recognizer)
             info.update(wer=scores.wer, cer=scores.cer, utterances=scores.utterances)
@@ -151,6 +213,7 @@ def describe(recognizer, model_dir, artefacts: dict) -> dict:
     import dataclasses
 
     import speech_rnn
+
     vocab = recognizer.vocab
     return {
         "format_version": 1,
@@ -170,14 +233,27 @@ def describe(recognizer, model_dir, artefacts: dict) -> dict:
 
 def git_commit() -> str | None:
     import subprocess
+
     here = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=5, check=False)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
         if out.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here,
-                               capture_output=True, text=True, timeout=5, check=False).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -191,6 +267,7 @@ def artefact_size(path: Path) -> int:
 
 def write_bytes(path: Path, data: bytes) -> None:
     from speech_rnn.fileio import atomic_write_bytes
+
     try:
         atomic_write_bytes(path, data)
     except OSError as e:
@@ -202,12 +279,18 @@ def write_saved_model(recognizer, path: Path) -> None:
     import tensorflow as tf
 
     from .graph import serving_module
+
     module = serving_module(recognizer)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        tf.saved_model.save(module, str(tmp), signatures={
-            "serving_default": module.serving_default.get_concrete_function(),
-            "transcribe_batch": module.transcribe_batch.get_concrete_function()})
+        tf.saved_model.save(
+            module,
+            str(tmp),
+            signatures={
+                "serving_default": module.serving_default.get_concrete_function(),
+                "transcribe_batch": module.transcribe_batch.get_concrete_function(),
+            },
+        )
         if path.exists():
             shutil.rmtree(path)
         tmp.rename(path)
@@ -223,6 +306,7 @@ def convert_tflite(recognizer, quantize: str = "none"):
     import tensorflow as tf
 
     from .graph import tflite_function
+
     function, module = tflite_function(recognizer)
 
     def plain(select: bool):
@@ -230,7 +314,8 @@ def convert_tflite(recognizer, quantize: str = "none"):
         # converter inlines them and the LSTMs become WHILE loops.
         c = tf.lite.TFLiteConverter.from_concrete_functions([function], module)
         c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS] + (
-            [tf.lite.OpsSet.SELECT_TF_OPS] if select else [])
+            [tf.lite.OpsSet.SELECT_TF_OPS] if select else []
+        )
         return c
 
     def converter(select: bool):
@@ -252,8 +337,10 @@ def convert_tflite(recognizer, quantize: str = "none"):
     try:
         return convert(False), []
     except Exception as e:  # noqa: BLE001 -- the converter raises ConverterError and others
-        log.warning("builtin-only TFLite conversion failed (%s); retrying with select TF ops",
-                    str(e).strip().splitlines()[-1][:300] if str(e).strip() else type(e).__name__)
+        log.warning(
+            "builtin-only TFLite conversion failed (%s); retrying with select TF ops",
+            str(e).strip().splitlines()[-1][:300] if str(e).strip() else type(e).__name__,
+        )
     try:
         data = convert(True)
     except Exception as e:  # noqa: BLE001 -- reported as one line
@@ -279,8 +366,11 @@ def float_front_end(quantized: bytes, float32: bytes) -> bytes:
     reference = flatbuffer_utils.read_model_from_bytearray(bytearray(float32))
     codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
     graph, ref_graph = model.subgraphs[0], reference.subgraphs[0]
-    by_name = {(t.name, tuple(t.shape)): t for t in ref_graph.tensors
-               if t.type == schema.TensorType.FLOAT32}
+    by_name = {
+        (t.name, tuple(t.shape)): t
+        for t in ref_graph.tensors
+        if t.type == schema.TensorType.FLOAT32
+    }
     restored = 0
     for op in graph.operators:
         code = codes[op.opcodeIndex]
@@ -293,8 +383,9 @@ def float_front_end(quantized: bytes, float32: bytes) -> bytes:
             continue
         source = by_name.get((weight.name, tuple(weight.shape)))
         if source is None:
-            log.warning("front-end weight %s not found in the float32 model; left int8",
-                        weight.name)
+            log.warning(
+                "front-end weight %s not found in the float32 model; left int8", weight.name
+            )
             continue
         model.buffers[weight.buffer].data = reference.buffers[source.buffer].data
         weight.type = schema.TensorType.FLOAT32
@@ -314,6 +405,7 @@ def unclip_lstm_cells(data: bytes) -> bytes:
     import struct
 
     from tensorflow.lite.python import schema_py_generated as schema
+
     buf = bytearray(data)
     model = schema.Model.GetRootAsModel(buf, 0)
     codes = [model.OperatorCodes(i) for i in range(model.OperatorCodesLength())]
@@ -328,7 +420,7 @@ def unclip_lstm_cells(data: bytes) -> bytes:
             table = op.BuiltinOptions()
             options = schema.UnidirectionalSequenceLSTMOptions()
             options.Init(table.Bytes, table.Pos)
-            field = options._tab.Offset(6)   # cell_clip: the schema's second field
+            field = options._tab.Offset(6)  # cell_clip: the schema's second field
             if field:
                 struct.pack_into("<f", buf, options._tab.Pos + field, 0.0)
     return bytes(buf)
@@ -341,6 +433,7 @@ def model_ops(data: bytes) -> list:
     import re
 
     import tensorflow as tf
+
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         tf.lite.experimental.Analyzer.analyze(model_content=data)
@@ -367,6 +460,7 @@ def load_artefact(path: Path, kind: str, chars, num_threads: int | None = None):
     """A ``transcribe(waveform float32 [N]) -> str`` over an exported artefact."""
     import numpy as np
     import tensorflow as tf
+
     if kind == "savedmodel":
         fn = tf.saved_model.load(str(path)).signatures["serving_default"]
         return lambda w: fn(waveform=tf.constant(w, tf.float32))["text"].numpy().decode("utf-8")
@@ -376,4 +470,5 @@ def load_artefact(path: Path, kind: str, chars, num_threads: int | None = None):
     def transcribe(waveform):
         labels = runner(waveform=np.asarray(waveform, np.float32))["labels"]
         return "".join(chars[i] for i in labels)
+
     return transcribe

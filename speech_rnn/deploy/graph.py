@@ -17,14 +17,17 @@ needs a power-of-two length and the DCT of 40 mel bands is an FFT of 80
 
 TensorFlow is imported inside functions only, so that ``speech-rnn --help`` stays fast.
 """
+
 from __future__ import annotations
 
 import uuid
 
 import numpy as np
 
-BATCH_MESSAGE = ("transcribe_batch takes waveforms [batch, samples] (float32, zero-padded) "
-                 "and lengths [batch] (int32, samples)")
+BATCH_MESSAGE = (
+    "transcribe_batch takes waveforms [batch, samples] (float32, zero-padded) "
+    "and lengths [batch] (int32, samples)"
+)
 
 
 def greedy_labels(logits, blank_id: int, space_id: int):
@@ -33,26 +36,30 @@ def greedy_labels(logits, blank_id: int, space_id: int):
     too, so that the characters equal ``speech-rnn transcribe``'s text (words joined by
     one space). Builtin TFLite ops only (ARG_MAX, WHERE, GATHER, CUMSUM, ...)."""
     import tensorflow as tf
+
     ids = tf.argmax(logits, axis=-1, output_type=tf.int32)
     previous = tf.concat([tf.constant([-1], tf.int32), ids[:-1]], axis=0)
-    labels = tf.boolean_mask(ids, tf.logical_and(tf.not_equal(ids, previous),
-                                                 tf.not_equal(ids, blank_id)))
+    labels = tf.boolean_mask(
+        ids, tf.logical_and(tf.not_equal(ids, previous), tf.not_equal(ids, blank_id))
+    )
     if space_id < 0:
         return labels
     is_space = tf.equal(labels, space_id)
     letters = tf.cast(tf.logical_not(is_space), tf.int32)
-    letters_up_to = tf.cumsum(letters)                  # inclusive
-    before = letters_up_to - letters                    # letters strictly before
-    after = tf.reduce_sum(letters) - letters_up_to      # letters strictly after
+    letters_up_to = tf.cumsum(letters)  # inclusive
+    before = letters_up_to - letters  # letters strictly before
+    after = tf.reduce_sum(letters) - letters_up_to  # letters strictly after
     previous_space = tf.concat([tf.constant([False]), is_space[:-1]], axis=0)
-    keep_space = tf.logical_and(tf.logical_and(before > 0, after > 0),
-                                tf.logical_not(previous_space))
+    keep_space = tf.logical_and(
+        tf.logical_and(before > 0, after > 0), tf.logical_not(previous_space)
+    )
     return tf.boolean_mask(labels, tf.logical_or(tf.logical_not(is_space), keep_space))
 
 
 def labels_to_text(labels, chars):
     """int32 label ids -> one tf.string (needs ``ReduceJoin``: SavedModel only)."""
     import tensorflow as tf
+
     table = tf.constant(list(chars), tf.string)
     return tf.strings.reduce_join(tf.gather(table, labels))
 
@@ -60,6 +67,7 @@ def labels_to_text(labels, chars):
 def num_windows_tensor(num_samples, frame_step: int, stride: int):
     """:func:`speech_rnn.features.num_windows` in-graph (int32)."""
     import tensorflow as tf
+
     frames = (num_samples + frame_step - 1) // frame_step
     return tf.cast((frames + stride - 1) // stride, tf.int32)
 
@@ -67,11 +75,13 @@ def num_windows_tensor(num_samples, frame_step: int, stride: int):
 def at_least_one_sample(waveform):
     """An empty waveform becomes one zero sample, so the graph never sees zero windows."""
     import tensorflow as tf
+
     return tf.pad(waveform, [[0, tf.maximum(1 - tf.shape(waveform)[0], 0)]])
 
 
 def _feature_parts(recognizer):
     from speech_rnn.features import frame_params
+
     fc = recognizer.config.features
     _, step = frame_params(fc, recognizer.sample_rate)
     return fc, step
@@ -107,13 +117,18 @@ def serving_module(recognizer):
             text = labels_to_text(greedy_labels(logits, blank, space), chars)
             return {"text": text, "logits": logits, "logits_length": length}
 
-        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveforms"),
-                                      tf.TensorSpec([None], tf.int32, name="lengths")])
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, None], tf.float32, name="waveforms"),
+                tf.TensorSpec([None], tf.int32, name="lengths"),
+            ]
+        )
         def transcribe_batch(self, waveforms, lengths):
             waveforms = tf.ensure_shape(waveforms, [None, None])
             lengths = tf.ensure_shape(lengths, [None])
-            tf.debugging.assert_equal(tf.shape(lengths)[0], tf.shape(waveforms)[0],
-                                      message=BATCH_MESSAGE)
+            tf.debugging.assert_equal(
+                tf.shape(lengths)[0], tf.shape(waveforms)[0], message=BATCH_MESSAGE
+            )
             lengths = tf.clip_by_value(lengths, 1, tf.maximum(tf.shape(waveforms)[1], 1))
             waveforms = tf.pad(waveforms, [[0, 0], [0, tf.maximum(1 - tf.shape(waveforms)[1], 0)]])
             window_lengths = num_windows_tensor(lengths, step, fc.stride)
@@ -124,16 +139,20 @@ def serving_module(recognizer):
                 windows = extractor(waveform[:n])
                 return tf.pad(windows, [[0, longest - tf.shape(windows)[0]], [0, 0]])
 
-            batch = tf.map_fn(one, (waveforms, lengths),
-                              fn_output_signature=tf.TensorSpec([None, dim], tf.float32))
+            batch = tf.map_fn(
+                one,
+                (waveforms, lengths),
+                fn_output_signature=tf.TensorSpec([None, dim], tf.float32),
+            )
             logits = self.model([batch, window_lengths], training=False)
 
             def decode(args):
                 item_logits, n = args
                 return labels_to_text(greedy_labels(item_logits[:n], blank, space), chars)
 
-            texts = tf.map_fn(decode, (logits, window_lengths),
-                              fn_output_signature=tf.TensorSpec([], tf.string))
+            texts = tf.map_fn(
+                decode, (logits, window_lengths), fn_output_signature=tf.TensorSpec([], tf.string)
+            )
             return {"text": texts, "logits": logits, "logits_length": window_lengths}
 
     return ServingModule()
@@ -155,7 +174,8 @@ def matmul_dct_extractor(recognizer):
         return base
     identity = tf.eye(fc.num_mel_bins, dtype=tf.float32)
     matrix = tf.constant(
-        tf.signal.mfccs_from_log_mel_spectrograms(identity).numpy()[:, :fc.num_mfcc])
+        tf.signal.mfccs_from_log_mel_spectrograms(identity).numpy()[:, : fc.num_mfcc]
+    )
 
     class MatmulDctExtractor(FeatureExtractor):
         def mfcc(self, log_mel):
@@ -167,19 +187,31 @@ def matmul_dct_extractor(recognizer):
 def _lstm_weights(layer):
     """(kernel, recurrent_kernel, bias) of a Keras LSTM layer as float32 numpy arrays."""
     cell = layer.cell
-    bias = (np.asarray(cell.bias.numpy(), np.float32) if cell.use_bias
-            else np.zeros(4 * layer.units, np.float32))
-    return (np.asarray(cell.kernel.numpy(), np.float32),
-            np.asarray(cell.recurrent_kernel.numpy(), np.float32), bias)
+    bias = (
+        np.asarray(cell.bias.numpy(), np.float32)
+        if cell.use_bias
+        else np.zeros(4 * layer.units, np.float32)
+    )
+    return (
+        np.asarray(cell.kernel.numpy(), np.float32),
+        np.asarray(cell.recurrent_kernel.numpy(), np.float32),
+        bias,
+    )
 
 
 def _check_lstm(layer):
     cfg = layer.get_config()
-    if (cfg.get("activation") != "tanh" or cfg.get("recurrent_activation") != "sigmoid"
-            or not cfg.get("return_sequences", False)):
+    if (
+        cfg.get("activation") != "tanh"
+        or cfg.get("recurrent_activation") != "sigmoid"
+        or not cfg.get("return_sequences", False)
+    ):
         from speech_rnn.errors import RunFolderError
-        raise RunFolderError(f"LSTM {layer.name}: only tanh/sigmoid LSTMs returning sequences "
-                             "can be exported to TFLite")
+
+        raise RunFolderError(
+            f"LSTM {layer.name}: only tanh/sigmoid LSTMs returning sequences "
+            "can be exported to TFLite"
+        )
 
 
 def _keras_style_lstm(go_backwards: bool):
@@ -207,9 +239,16 @@ def _keras_style_lstm(go_backwards: bool):
         hs, cs = tf.scan(step, projected, initializer=(init_h, init_c))
         return hs[-1], hs, hs[-1], cs[-1], tf.constant(0.0)
 
-    return tf.function(lstm, autograph=False, experimental_attributes={
-        "api_implements": f"lstm_{uuid.uuid4()}", "api_preferred_device": "CPU",
-        "time_major": True, "go_backwards": go_backwards})
+    return tf.function(
+        lstm,
+        autograph=False,
+        experimental_attributes={
+            "api_implements": f"lstm_{uuid.uuid4()}",
+            "api_preferred_device": "CPU",
+            "time_major": True,
+            "go_backwards": go_backwards,
+        },
+    )
 
 
 def tflite_function(recognizer):
@@ -225,31 +264,50 @@ def tflite_function(recognizer):
     blank = recognizer.vocab.blank_id
     space = chars.index(" ") if " " in chars else -1
 
-    stages = []   # ("dense", w, b, activation) | ("bilstm", fw, bw, units, merge)
+    stages = []  # ("dense", w, b, activation) | ("bilstm", fw, bw, units, merge)
     for layer in model.layers:
-        if isinstance(layer, (layers.InputLayer, layers.Dropout)) or \
-                type(layer).__name__ == "LengthMask":
+        if (
+            isinstance(layer, (layers.InputLayer, layers.Dropout))
+            or type(layer).__name__ == "LengthMask"
+        ):
             continue
         if isinstance(layer, layers.Bidirectional):
             if layer.merge_mode != "concat":
                 from speech_rnn.errors import RunFolderError
-                raise RunFolderError(f"{layer.name}: merge mode {layer.merge_mode!r} "
-                                     "is not exported (only concat)")
+
+                raise RunFolderError(
+                    f"{layer.name}: merge mode {layer.merge_mode!r} is not exported (only concat)"
+                )
             for direction in (layer.forward_layer, layer.backward_layer):
                 _check_lstm(direction)
-            stages.append(("bilstm", _lstm_weights(layer.forward_layer),
-                           _lstm_weights(layer.backward_layer), layer.forward_layer.units))
+            stages.append(
+                (
+                    "bilstm",
+                    _lstm_weights(layer.forward_layer),
+                    _lstm_weights(layer.backward_layer),
+                    layer.forward_layer.units,
+                )
+            )
         elif isinstance(layer, layers.Dense):
             activation = layer.get_config()["activation"]
             if activation not in ("linear", "relu"):
                 from speech_rnn.errors import RunFolderError
+
                 raise RunFolderError(f"{layer.name}: activation {activation!r} not exported")
-            stages.append(("dense", np.asarray(layer.kernel.numpy(), np.float32),
-                           np.asarray(layer.bias.numpy(), np.float32), activation))
+            stages.append(
+                (
+                    "dense",
+                    np.asarray(layer.kernel.numpy(), np.float32),
+                    np.asarray(layer.bias.numpy(), np.float32),
+                    activation,
+                )
+            )
         else:
             from speech_rnn.errors import RunFolderError
-            raise RunFolderError(f"layer {layer.name} ({type(layer).__name__}) has no "
-                                 "TFLite export")
+
+            raise RunFolderError(
+                f"layer {layer.name} ({type(layer).__name__}) has no TFLite export"
+            )
     forward_lstm = _keras_style_lstm(False)
     backward_lstm = _keras_style_lstm(True)
 
@@ -257,7 +315,7 @@ def tflite_function(recognizer):
     def transcribe(waveform):
         windows = extractor(at_least_one_sample(waveform))
         length = tf.shape(windows)[0]
-        x = windows[:, tf.newaxis, :]                       # time-major, batch of one
+        x = windows[:, tf.newaxis, :]  # time-major, batch of one
         for stage in stages:
             if stage[0] == "dense":
                 _, w, b, activation = stage
