@@ -15,6 +15,7 @@ from .bench import suite as bench
 from .config import Config
 from .data import prepare, recipes
 from .decoding import decoding_options
+from .deploy import export, serve_cli
 from .errors import AudioError, ConfigError, SpeechRnnError
 from .evaluate import evaluate_run, format_report
 from .fileio import atomic_write_json
@@ -591,7 +592,6 @@ def _add_recipe(sub):
 
 
 def _add_export(sub):
-    from .deploy import export
 
     p = sub.add_parser(
         "export",
@@ -613,7 +613,6 @@ def _add_bench(sub):
 
 
 def _add_serve(sub):
-    from .deploy import serve_cli
 
     p = sub.add_parser(
         "serve",

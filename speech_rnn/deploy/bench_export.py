@@ -23,8 +23,23 @@ import tempfile
 import time
 from pathlib import Path
 
+from .. import load_model
+from ..audio import load_audio
+from ..errors import SpeechRnnError
+from ..fileio import atomic_write_json
 from ..log import configure_console
 from ..log import logger as log
+from ..manifest import read_manifest
+from ..scoring import score
+from ..text import normalize_text
+from .export import (
+    TFLITE_FILES,
+    artefact_size,
+    convert_tflite,
+    export,
+    load_artefact,
+    write_bytes,
+)
 
 
 def parse_args(argv=None):
@@ -66,7 +81,6 @@ def main(argv=None) -> int:
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     configure_console()
-    from speech_rnn.errors import SpeechRnnError
 
     try:
         if args.out is None:
@@ -79,29 +93,12 @@ def main(argv=None) -> int:
         return 2
     print(table(rows))
     if args.json:
-        from speech_rnn.fileio import atomic_write_json
-
         atomic_write_json(args.json, rows)
     return 0
 
 
 def bench(model_dir, manifest, out_dir, repeats: int = 3) -> dict:
     import numpy as np
-
-    from speech_rnn import load_model
-    from speech_rnn.audio import load_audio
-    from speech_rnn.manifest import read_manifest
-    from speech_rnn.scoring import score
-    from speech_rnn.text import normalize_text
-
-    from .export import (
-        TFLITE_FILES,
-        artefact_size,
-        convert_tflite,
-        export,
-        load_artefact,
-        write_bytes,
-    )
 
     out_dir = Path(out_dir)
     meta = export(model_dir, out_dir, fmt="all", quantize="dynamic")

@@ -19,9 +19,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from speech_rnn.errors import ConfigError, SpeechRnnError
-
+from .. import load_model
+from ..audio import load_audio
+from ..errors import ConfigError, SpeechRnnError
+from ..fileio import atomic_write_bytes, atomic_write_json
 from ..log import logger as log
+from ..manifest import read_manifest
+from ..scoring import score
+from ..text import normalize_text
+from .graph import serving_module, tflite_function
 
 FORMATS = ("savedmodel", "tflite", "all")
 QUANTIZE = ("none", "dynamic", "float16")
@@ -162,8 +168,6 @@ def export(
     which: str = "best",
 ) -> dict:
     """Write the artefacts and ``model.json`` into ``out_dir``; returns model.json's dict."""
-    from speech_rnn import load_model
-    from speech_rnn.fileio import atomic_write_json
 
     if fmt not in FORMATS or quantize not in QUANTIZE:
         raise ConfigError(f"format must be one of {FORMATS}, quantize one of {QUANTIZE}")
@@ -266,7 +270,6 @@ def artefact_size(path: Path) -> int:
 
 
 def write_bytes(path: Path, data: bytes) -> None:
-    from speech_rnn.fileio import atomic_write_bytes
 
     try:
         atomic_write_bytes(path, data)
@@ -277,8 +280,6 @@ def write_bytes(path: Path, data: bytes) -> None:
 def write_saved_model(recognizer, path: Path) -> None:
     """Save the serving module; written beside ``path`` and renamed over it."""
     import tensorflow as tf
-
-    from .graph import serving_module
 
     module = serving_module(recognizer)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
@@ -304,8 +305,6 @@ def write_saved_model(recognizer, path: Path) -> None:
 def convert_tflite(recognizer, quantize: str = "none"):
     """(flatbuffer bytes, names of select-TF ops used: empty when all builtin)."""
     import tensorflow as tf
-
-    from .graph import tflite_function
 
     function, module = tflite_function(recognizer)
 
@@ -443,10 +442,6 @@ def model_ops(data: bytes) -> list:
 # -- scoring the artefacts -------------------------------------------------------------------
 def evaluate_artefact(path: Path, kind: str, manifest, recognizer):
     """WER/CER (greedy) of one exported artefact on a manifest, in this process."""
-    from speech_rnn.audio import load_audio
-    from speech_rnn.manifest import read_manifest
-    from speech_rnn.scoring import score
-    from speech_rnn.text import normalize_text
 
     transcribe = load_artefact(path, kind, recognizer.vocab.chars)
     references, hypotheses = [], []

@@ -24,6 +24,9 @@ import uuid
 
 import numpy as np
 
+from ..errors import RunFolderError
+from ..features import FeatureExtractor, frame_params
+
 BATCH_MESSAGE = (
     "transcribe_batch takes waveforms [batch, samples] (float32, zero-padded) "
     "and lengths [batch] (int32, samples)"
@@ -80,7 +83,6 @@ def at_least_one_sample(waveform):
 
 
 def _feature_parts(recognizer):
-    from speech_rnn.features import frame_params
 
     fc = recognizer.config.features
     _, step = frame_params(fc, recognizer.sample_rate)
@@ -166,8 +168,6 @@ def matmul_dct_extractor(recognizer):
     deltas live inside its MFCC stage); their DCT may then need a select-TF RFFT."""
     import tensorflow as tf
 
-    from speech_rnn.features import FeatureExtractor
-
     base = recognizer.extractor
     fc = base.config
     if fc.deltas:
@@ -206,8 +206,6 @@ def _check_lstm(layer):
         or cfg.get("recurrent_activation") != "sigmoid"
         or not cfg.get("return_sequences", False)
     ):
-        from speech_rnn.errors import RunFolderError
-
         raise RunFolderError(
             f"LSTM {layer.name}: only tanh/sigmoid LSTMs returning sequences "
             "can be exported to TFLite"
@@ -273,8 +271,6 @@ def tflite_function(recognizer):
             continue
         if isinstance(layer, layers.Bidirectional):
             if layer.merge_mode != "concat":
-                from speech_rnn.errors import RunFolderError
-
                 raise RunFolderError(
                     f"{layer.name}: merge mode {layer.merge_mode!r} is not exported (only concat)"
                 )
@@ -291,8 +287,6 @@ def tflite_function(recognizer):
         elif isinstance(layer, layers.Dense):
             activation = layer.get_config()["activation"]
             if activation not in ("linear", "relu"):
-                from speech_rnn.errors import RunFolderError
-
                 raise RunFolderError(f"{layer.name}: activation {activation!r} not exported")
             stages.append(
                 (
@@ -303,8 +297,6 @@ def tflite_function(recognizer):
                 )
             )
         else:
-            from speech_rnn.errors import RunFolderError
-
             raise RunFolderError(
                 f"layer {layer.name} ({type(layer).__name__}) has no TFLite export"
             )

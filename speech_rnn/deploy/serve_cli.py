@@ -7,6 +7,7 @@ import sys
 
 from ..errors import ConfigError
 from ..log import logger as log
+from .server import MB, Limits, create_app, open_backend
 
 DESCRIPTION = (
     "Serve a trained model over HTTP: POST /v1/transcribe (audio as the raw body "
@@ -18,7 +19,6 @@ DESCRIPTION = (
 
 
 def add_arguments(p) -> None:
-    from .server import Limits
 
     d = Limits()
     p.add_argument(
@@ -109,7 +109,6 @@ def add_arguments(p) -> None:
 
 
 def limits_from_args(args):
-    from .server import MB, Limits
 
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
@@ -154,8 +153,6 @@ def is_loopback(host: str) -> bool:
 
 def run(args) -> int:
     import uvicorn
-
-    from .server import create_app, open_backend
 
     limits = limits_from_args(args)
     if not is_loopback(args.host):

@@ -39,8 +39,13 @@ from typing import Protocol
 
 import numpy as np
 
+from .. import __version__
+from ..audio import resample
 from ..errors import AudioError, ConfigError, RunFolderError, SpeechRnnError
 from ..log import logger as log
+from ..recognizer import load_model
+from ..runfolder import RunFolder
+from ..writers import transcription_dict
 
 MB = 1024 * 1024
 MULTIPART_SLACK = 64 * 1024  # multipart boundaries and part headers beside the file
@@ -116,8 +121,6 @@ class RunBackend:
     """A trained run folder, through :class:`~speech_rnn.recognizer.SpeechRecognizer`."""
 
     def __init__(self, run_dir, lm=None, alpha=None, beta=None, which: str = "best"):
-        from ..recognizer import load_model
-        from ..runfolder import RunFolder
 
         run = RunFolder(run_dir)
         if not run.exists():
@@ -132,7 +135,6 @@ class RunBackend:
             self.recognizer.decoding_options(0, self.lm, alpha, beta)  # loads it once
 
     def info(self) -> dict:
-        from .. import __version__
 
         r = self.recognizer
         return {
@@ -154,7 +156,6 @@ class RunBackend:
         return self.recognizer.decoding_options(beam)
 
     def transcribe_batch(self, waveforms, options) -> list:
-        from ..writers import transcription_dict
 
         results = self.recognizer.transcribe_waveforms(waveforms, options)
         return [transcription_dict(r) for r in results]
@@ -184,8 +185,6 @@ def decode_upload(data: bytes, name: str, sample_rate: int, max_audio_s: float) 
     whatever libsndfile reads). Raises AudioError (400) or Problem 413 (too long: checked
     on the header before decoding, and again after)."""
     import soundfile
-
-    from ..audio import resample
 
     if not data:
         raise AudioError(name, "empty upload (0 bytes)")
