@@ -129,7 +129,7 @@ def test_reloaded_run_transcribes_exactly_like_the_in_memory_model(overfit_run, 
         "import json, sys\n"
         "from speech_rnn import load_model\n"
         "r = load_model(sys.argv[1])\n"
-        "out = {p: r.logits(r._waveform(p, None)).tolist() for p in sys.argv[2:]}\n"
+        "out = {p: r.logits(r.load_waveform(p)).tolist() for p in sys.argv[2:]}\n"
         "print(json.dumps(out))\n"
     )
     proc = subprocess.run(
