@@ -128,14 +128,16 @@ def test_reloaded_run_transcribes_exactly_like_the_in_memory_model(overfit_run, 
     root, clips, _ = overfit_run
     recognizer = load_model(root / "run")
     expected = {
-        c.audio_filepath: recognizer.logits(recognizer._waveform(c.audio_filepath, None)).tolist()
+        c.audio_filepath: recognizer.logits(
+            recognizer.load_waveform(c.audio_filepath, None)
+        ).tolist()
         for c in clips
     }
     script = (
         "import json, sys\n"
         "from speech_rnn import load_model\n"
         "r = load_model(sys.argv[1])\n"
-        "out = {p: r.logits(r._waveform(p, None)).tolist() for p in sys.argv[2:]}\n"
+        "out = {p: r.logits(r.load_waveform(p, None)).tolist() for p in sys.argv[2:]}\n"
         "print(json.dumps(out))\n"
     )
     proc = subprocess.run(
