@@ -55,7 +55,8 @@ class ClipPictures:
         self.frame_step_s = config.features.frame_step_ms / 1000.0
         self.output_step_s = self.frame_step_s * config.features.stride
         self.symbols = list(vocab.chars) + [BLANK_SYMBOL]
-        self.render_seconds: list = []
+        self.render_seconds: list = []  # drawing, per evaluation (background thread)
+        self.forward_seconds: list = []  # model pass, per evaluation (training thread)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="speech_rnn_pictures")
         self._pending: list = []
         self._clips: dict = {}
@@ -78,7 +79,10 @@ class ClipPictures:
         return self._clips[key]
 
     def evaluation(self, step: int, examples) -> None:
-        """Posteriorgrams of ``examples`` with the current weights, written at ``step``."""
+        """Posteriorgrams of ``examples`` with the current weights, written at ``step``. The
+        model pass runs here, on the training thread; its time is kept in
+        ``forward_seconds``."""
+        started = time.perf_counter()
         items = []
         for i, example in enumerate(examples):
             clip = self._clip(example)
@@ -89,6 +93,7 @@ class ClipPictures:
             logits = np.asarray(self.forward(windows[np.newaxis], np.array([frames], np.int32)))
             posteriors = softmax(logits[0, :frames])
             items.append((i, example.text, log_mel, posteriors))
+        self.forward_seconds.append(time.perf_counter() - started)
         self._submit(self._draw_clips, step, items)
 
     def specaugment(self, step: int, epoch: int, example, index: int) -> None:
@@ -143,7 +148,11 @@ class ClipPictures:
             drawn.append((i, text, hypothesis, figure, posteriorgram_image(posteriors)))
         seconds = time.perf_counter() - started
         self.render_seconds.append(seconds)
-        logger.debug(f"step {step}: {len(drawn)} posteriorgram picture(s) drawn in {seconds:.3f} s")
+        logger.debug(
+            f"step {step}: {len(drawn)} posteriorgram picture(s) drawn in {seconds:.3f} s "
+            f"(background thread; model pass {self.forward_seconds[-1]:.3f} s on the training "
+            "thread)"
+        )
         with self.dev_writer.as_default(step=step):
             for i, text, hypothesis, figure, frames in drawn:
                 description = f"ref: {text}  \nhyp: {hypothesis}"
@@ -194,24 +203,9 @@ def _simple(value):
     return str(value)
 
 
-# First in the dashboard's columns (it shows the first few by default); the rest follow.
-KEY_HPARAMS = (
-    "model.lstm_layers",
-    "model.lstm_units",
-    "train.learning_rate",
-    "train.batch_size",
-    "specaugment.enabled",
-    "data.train_hours",
-    "features.num_mfcc",
-    "features.stride",
-    "model.dropout",
-    "data.train_manifests",
-)
-
-
 def flat_hparams(config, data: dict) -> dict:
-    """``section.key`` -> bool/int/float/str for every config value, plus ``data.*``; the
-    :data:`KEY_HPARAMS` first."""
+    """``section.key`` -> bool/int/float/str for every config value, plus ``data.*``, sorted
+    by name (as the dashboard lists them)."""
     out = {
         f"{section}.{key}": _simple(value)
         for section, values in config.to_dict().items()
@@ -219,8 +213,7 @@ def flat_hparams(config, data: dict) -> dict:
         for key, value in values.items()
     }
     out.update({f"data.{key}": _simple(value) for key, value in data.items()})
-    first = [k for k in KEY_HPARAMS if k in out]
-    return {k: out[k] for k in first + sorted(set(out) - set(first))}
+    return dict(sorted(out.items()))
 
 
 def write_hparams(writer, trial_id: str, hparams: dict) -> None:

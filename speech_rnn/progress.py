@@ -102,9 +102,12 @@ class TrainingProgress(keras.callbacks.Callback):
             self._bar.close()
             self._bar = None
         elapsed = time.monotonic() - self.epoch_started
+        stopped = self.model is not None and getattr(self.model, "stop_training", False)
+        ended = (
+            f"stopped at step {self.done}/{self.steps}" if stopped else f"done: {self.done} steps"
+        )
         self._log(
-            f"{self._label()} done: {self.done} steps in {_minutes(elapsed)}, "
-            f"loss {self.loss:.3f}{self._budget()}"
+            f"{self._label()} {ended} in {_minutes(elapsed)}, loss {self.loss:.3f}{self._budget()}"
         )
 
     def close(self) -> None:

@@ -138,6 +138,7 @@ def test_posteriorgrams_per_evaluation_and_a_specaugment_picture_per_epoch(monit
     masked = train.Tensors("specaugment")
     assert len(masked) == EPOCHS and _colourful(_image(masked[0]))
     assert metrics["picture_seconds_per_evaluation"] > 0
+    assert metrics["picture_model_seconds_per_evaluation"] > 0
 
 
 def test_hparams_plugin_data_and_closing_summary(monitored_run):
@@ -220,10 +221,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def screenshot_tensorboard(logdir, out_dir, expect: dict, width=1400, height=1000):
+def screenshot_tensorboard(logdir, out_dir, expect: dict, width=1400, height=1000, actions=None):
     """Start ``tensorboard`` on a free localhost port and screenshot each tab of ``expect``
     ({tab: [texts to wait for]}) in headless Chromium once those texts show (Playwright's
-    text locators see into TensorBoard's shadow DOM); returns {tab: png path}."""
+    text locators see into TensorBoard's shadow DOM); ``actions`` ({tab: fn(page)}) run
+    before the screenshot; returns {tab: png path}."""
     from playwright.sync_api import sync_playwright
 
     port = _free_port()
@@ -261,6 +263,8 @@ def screenshot_tensorboard(logdir, out_dir, expect: dict, width=1400, height=100
                     page.wait_for_load_state("networkidle", timeout=60000)
                     for text in texts:
                         page.get_by_text(text).first.wait_for(timeout=60000)
+                    if actions and tab in actions:
+                        actions[tab](page)
                     page.wait_for_timeout(2000)  # images finish decoding
                     path = Path(out_dir) / f"tensorboard_{tab}.png"
                     page.screenshot(path=str(path))
