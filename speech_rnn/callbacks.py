@@ -333,6 +333,7 @@ class TrainingHooks(keras.callbacks.Callback):
         self._seen_nonfinite = int(trainer.nonfinite_steps.numpy())
         self._rate_mark = None
         self._epoch_complete = False
+        self._hparams_written = False
 
     @property
     def step(self) -> int:
@@ -383,9 +384,13 @@ class TrainingHooks(keras.callbacks.Callback):
             shown = list(self.dev_examples) or list(self.train_examples)
             self.tensorboard.clips(shown, self.config.audio.sample_rate)
             self.pictures.spectrograms(shown[: self.config.train.log_samples])
-        write_hparams(
-            self.tensorboard.root, self.run.root.name, flat_hparams(self.config, self.data_info)
-        )
+        if not self._hparams_written:  # once per invocation (every epoch is one fit)
+            self._hparams_written = True
+            write_hparams(
+                self.tensorboard.root,
+                self.run.root.name,
+                flat_hparams(self.config, self.data_info),
+            )
         self._rate_mark = (time.monotonic(), float(self.trainer.audio_seconds.numpy()))
 
     def on_train_batch_end(self, batch, logs=None):
