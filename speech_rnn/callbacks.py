@@ -509,11 +509,11 @@ class TrainingHooks(keras.callbacks.Callback):
         self.pictures.close()
         renders = self.pictures.render_seconds
         metrics["picture_seconds_per_evaluation"] = (
-            round(float(np.mean(renders)), 3) if renders else None
+            round(float(np.median(renders)), 3) if renders else None
         )
         forwards = self.pictures.forward_seconds
         metrics["picture_model_seconds_per_evaluation"] = (
-            round(float(np.mean(forwards)), 3) if forwards else None
+            round(float(np.median(forwards)), 3) if forwards else None
         )
         atomic_write_json(self.run.metrics, metrics)
         write_hparam_metrics(
