@@ -3,7 +3,11 @@ callback (:class:`TrainingHooks`):
 
 * :class:`TensorBoardLog`: every ``LOG_EVERY`` steps train loss, learning rate and
   throughput (audio-seconds per second); after every evaluation dev loss, WER, CER and a
-  table of sample transcripts; a few clips as audio and images once per run.
+  table of sample transcripts; a few clips as audio once per run; the run's settings and
+  results for the HParams dashboard, and a text summary at the end.
+* :class:`~speech_rnn.monitor.ClipPictures`: spectrograms and CTC posteriorgrams of the same
+  dev clips at every evaluation, one SpecAugment-ed example per epoch, drawn in a
+  background thread.
 * :class:`Checkpointer`: a full checkpoint every ``checkpoint_every_steps`` steps and at
   every stop, including the position in the epoch, so an interrupted run loses at most one
   interval.
@@ -18,6 +22,8 @@ callback (:class:`TrainingHooks`):
 from __future__ import annotations
 
 import math
+import shlex
+import sys
 import time
 
 import keras
@@ -29,7 +35,8 @@ from .errors import AudioError
 from .evaluate import decode_dataset
 from .fileio import atomic_write_json
 from .log import logger
-from .runfolder import append_history, guarded_save, save_keras_atomic
+from .monitor import ClipPictures, flat_hparams, run_summary, write_hparam_metrics, write_hparams
+from .runfolder import append_history, guarded_save, load_history, save_keras_atomic
 from .scoring import utterance_report
 
 LOG_EVERY = 10
@@ -47,13 +54,15 @@ def weights_digest(model) -> str:
 
 
 class TensorBoardLog:
-    """The run's ``tensorboard/train`` and ``tensorboard/dev`` event files."""
+    """The run's ``tensorboard/train`` and ``tensorboard/dev`` event files, and
+    ``tensorboard/`` itself for the HParams dashboard and the closing summary."""
 
     def __init__(self, folder, log_samples: int):
         import tensorflow as tf
 
         self.train = tf.summary.create_file_writer(str(folder / "train"))
         self.dev = tf.summary.create_file_writer(str(folder / "dev"))
+        self.root = tf.summary.create_file_writer(str(folder))
         self.log_samples = log_samples
 
     def train_scalars(
@@ -89,8 +98,8 @@ class TensorBoardLog:
             tf.summary.text("transcripts", "\n".join(table))
         self.flush()
 
-    def clips(self, examples, sample_rate: int, extractor) -> None:
-        """A few clips as audio, and their MFCC windows as images, once per run."""
+    def clips(self, examples, sample_rate: int) -> None:
+        """A few clips as audio, once per run (their pictures: :class:`ClipPictures`)."""
         import tensorflow as tf
 
         with self.dev.as_default(step=0):
@@ -105,19 +114,19 @@ class TensorBoardLog:
                     sample_rate,
                     description=example.text,
                 )
-                windows = extractor(tf.constant(waveform)).numpy()
-                lo, hi = np.percentile(windows, [1, 99])
-                image = np.clip((windows.T - lo) / max(hi - lo, 1e-6), 0, 1)
-                tf.summary.image(
-                    f"mfcc_windows_{i}",
-                    image[np.newaxis, ::-1, :, np.newaxis],
-                    description=example.text,
-                )
         self.flush()
+
+    def summary(self, step: int, markdown: str) -> None:
+        import tensorflow as tf
+
+        with self.root.as_default(step=step):
+            tf.summary.text("run_summary", markdown)
+        self.root.flush()
 
     def flush(self) -> None:
         self.train.flush()
         self.dev.flush()
+        self.root.flush()
 
 
 class Checkpointer:
@@ -287,6 +296,7 @@ class TrainingHooks(keras.callbacks.Callback):
         dev_dataset,
         train_examples,
         strategy=None,
+        data_info=None,
     ):
         super().__init__()
         import tensorflow as tf
@@ -299,9 +309,14 @@ class TrainingHooks(keras.callbacks.Callback):
             train_examples,
         )
         self.strategy = strategy
+        self.data_info = dict(data_info or {})
         tc = config.train
         self.started = time.monotonic()
         self.tensorboard = TensorBoardLog(run.tensorboard, tc.log_samples)
+        self.pictures = ClipPictures(
+            self.tensorboard.dev, self.tensorboard.train, config, extractor, vocab, forward
+        )
+        self.picture_examples = list(dev_examples[: tc.log_samples])
         self.checkpointer = Checkpointer(manager, progress, state, optimizer)
         self.dev = DevEvaluation(
             run, forward, vocab, dev_examples, dev_dataset, trainer.acoustic_model, state
@@ -318,6 +333,7 @@ class TrainingHooks(keras.callbacks.Callback):
         self._seen_nonfinite = int(trainer.nonfinite_steps.numpy())
         self._rate_mark = None
         self._epoch_complete = False
+        self._hparams_written = False
 
     @property
     def step(self) -> int:
@@ -344,6 +360,8 @@ class TrainingHooks(keras.callbacks.Callback):
     # -- epoch bracketing (called by train()) -----------------------------------------
     def begin_epoch(self) -> None:
         self._epoch_complete = True  # cleared when a stop interrupts the epoch
+        if self.train_examples and self.config.specaugment.enabled:
+            self.pictures.specaugment(self.step, self.state.epoch, self.train_examples[0], 0)
 
     def end_epoch(self) -> None:
         agreed = ""
@@ -363,10 +381,15 @@ class TrainingHooks(keras.callbacks.Callback):
     # -- Keras hooks -----------------------------------------------------------------
     def on_train_begin(self, logs=None):
         if self.step == 0 and not self.run.last_model.exists():
-            self.tensorboard.clips(
-                list(self.dev_examples) or list(self.train_examples),
-                self.config.audio.sample_rate,
-                self.extractor,
+            shown = list(self.dev_examples) or list(self.train_examples)
+            self.tensorboard.clips(shown, self.config.audio.sample_rate)
+            self.pictures.spectrograms(shown[: self.config.train.log_samples])
+        if not self._hparams_written:  # once per invocation (every epoch is one fit)
+            self._hparams_written = True
+            write_hparams(
+                self.tensorboard.root,
+                self.run.root.name,
+                flat_hparams(self.config, self.data_info),
             )
         self._rate_mark = (time.monotonic(), float(self.trainer.audio_seconds.numpy()))
 
@@ -431,6 +454,7 @@ class TrainingHooks(keras.callbacks.Callback):
             decoded.ids[: self.config.train.log_samples], decoded.references, decoded.hypotheses
         )["per_utterance"]
         self.tensorboard.dev_results(step, decoded, samples)
+        self.pictures.evaluation(step, self.picture_examples)
         early_stop = self.early_stopping.update(decoded.scores.wer, decoded.loss)
         self.annealer.update(decoded.loss)
         if early_stop:
@@ -439,8 +463,9 @@ class TrainingHooks(keras.callbacks.Callback):
             step, decoded, float(self.schedule(step)), time.monotonic() - self.started
         )
         self.last_dev = record
+        write_hparam_metrics(self.tensorboard.root, step, {"best_dev_wer": self.state.best_wer})
         logger.info(
-            f"\nstep {step} epoch {self.state.epoch}: dev loss {decoded.loss:.3f} "
+            f"step {step} epoch {self.state.epoch}: dev loss {decoded.loss:.3f} "
             f"WER {100 * decoded.scores.wer:.2f}% CER {100 * decoded.scores.cer:.2f}% "
             f"(best WER {100 * self.state.best_wer:.2f}%)"
         )
@@ -450,6 +475,7 @@ class TrainingHooks(keras.callbacks.Callback):
 
     # -- end ---------------------------------------------------------------------------
     def close(self) -> None:
+        self.pictures.close()
         self.tensorboard.flush()
 
     def finish(self) -> dict:
@@ -469,8 +495,39 @@ class TrainingHooks(keras.callbacks.Callback):
             "signal": self.stops.signum,
             "failed": self.failed,
         }
+        history = load_history(self.run)
+        best = min(history, key=lambda r: r["dev_wer"]) if history else None
+        metrics["best_dev_cer"] = min(r["dev_cer"] for r in history) if history else None
+        metrics["best_from"] = (
+            {k: best[k] for k in ("step", "epoch", "dev_wer", "dev_cer")} if best else None
+        )
+        metrics["audio_seconds_per_second"] = round(
+            metrics["audio_seconds_seen"] / max(1e-9, metrics["train_seconds_this_invocation"]), 2
+        )
+        metrics["data"] = self.data_info
         metrics["weights_sha256"] = weights_digest(self.trainer.acoustic_model)
+        self.pictures.close()
+        renders = self.pictures.render_seconds
+        metrics["picture_seconds_per_evaluation"] = (
+            round(float(np.median(renders)), 3) if renders else None
+        )
+        forwards = self.pictures.forward_seconds
+        metrics["picture_model_seconds_per_evaluation"] = (
+            round(float(np.median(forwards)), 3) if forwards else None
+        )
         atomic_write_json(self.run.metrics, metrics)
+        write_hparam_metrics(
+            self.tensorboard.root,
+            self.step,
+            {
+                k: metrics[k]
+                for k in ("best_dev_wer", "best_dev_cer", "steps", "audio_seconds_per_second")
+            },
+        )
+        command = shlex.join(["speech-rnn", *sys.argv[1:]]) if sys.argv else ""
+        self.tensorboard.summary(
+            self.step, run_summary(command, self.data_info, metrics, best, self.run.root)
+        )
         self.close()
         logger.info(f"final weights sha256 {metrics['weights_sha256']}")
         logger.info(f"{self.state.stop_reason}; run folder: {self.run.root}")

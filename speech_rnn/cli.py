@@ -23,6 +23,7 @@ from .lm import build_arpa, tune
 from .log import add_log_flags, configure_console
 from .recognizer import load_model
 from .runfolder import RunFolder
+from .runs import runs_table
 from .runtime import apply_threads, quiet_tensorflow
 from .synth import corpus as synth
 from .synth import demo
@@ -558,6 +559,27 @@ def _run_lm_tune(args) -> int:
     return 0
 
 
+# -- runs -----------------------------------------------------------------------------------
+def _add_runs(sub):
+    p = sub.add_parser(
+        "runs",
+        parents=[_log_flags()],
+        help="compare run folders: key settings, best dev WER/CER, steps, speed",
+        description="One row per run folder under DIR (best dev WER first), read from its "
+        "config.json and metrics.json; `tensorboard --logdir DIR` shows the same in its "
+        "HParams tab.",
+    )
+    p.add_argument("dir", nargs="?", default="runs", help="folder holding run folders")
+    p.set_defaults(func=_run_runs)
+
+
+def _run_runs(args) -> int:
+    if not Path(args.dir).is_dir():
+        raise SpeechRnnError(f"{args.dir}: no such folder")
+    print(runs_table(args.dir))
+    return 0
+
+
 # -- prepare --------------------------------------------------------------------------------
 def _add_prepare(sub):
     p = sub.add_parser("prepare", help="import a corpus layout into JSONL manifests with splits")
@@ -633,6 +655,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prepare(sub)
     _add_train(sub)
     _add_evaluate(sub)
+    _add_runs(sub)
     _add_transcribe(sub)
     _add_lm(sub)
     _add_bench(sub)
@@ -645,7 +668,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_console(1 if getattr(args, "verbose", False) else 0)
-    if args.command not in ("prepare", "synth", "recipe"):
+    if args.command not in ("prepare", "synth", "recipe", "runs"):
         quiet_tensorflow()
     if getattr(args, "threads", None) is not None:
         if args.threads < 1:

@@ -41,6 +41,24 @@ def bucket_boundaries(examples, config: Config):
     return list(range(width, longest + width, width))
 
 
+def batches_per_epoch(examples, boundaries, batch_size: int, sources=None) -> tuple:
+    """(batches, exact) of one epoch of :func:`make_dataset` over ``examples``: each length
+    bucket yields ceil(count / batch) batches. Exact for one source; for a weighted mix of
+    several (a random draw) the expected counts give an estimate (``exact`` False)."""
+    edges = np.asarray(boundaries)
+    buckets = np.searchsorted(edges, [e.num_windows for e in examples], side="right")
+    slots = len(edges) + 1
+    if not sources or len(sources) == 1:
+        counts = np.bincount(buckets, minlength=slots)
+        return int(sum(-(-int(c) // batch_size) for c in counts)), True
+    total_weight = sum(w for _, _, w in sources)
+    expected = np.zeros(slots)
+    for start, stop, weight in sources:
+        share = np.bincount(buckets[start:stop], minlength=slots) / max(1, stop - start)
+        expected += len(examples) * (weight / total_weight) * share
+    return int(sum(math.ceil(c / batch_size - 1e-9) for c in expected if c > 0)), False
+
+
 def _decode_for(sample_rate: int):
     def decode(path: bytes) -> np.ndarray:
         try:

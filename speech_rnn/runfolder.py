@@ -144,3 +144,11 @@ def write_env(run: RunFolder, seed: int, extra: dict | None = None) -> None:
 def append_history(run: RunFolder, record: dict) -> None:
     with open(run.history, "a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")
+
+
+def load_history(run_dir) -> list:
+    """The run's ``history.jsonl``: one dict per evaluation (empty if none yet)."""
+    path = RunFolder(run_dir).history if not isinstance(run_dir, RunFolder) else run_dir.history
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

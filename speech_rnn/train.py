@@ -10,7 +10,6 @@ anneals the learning rate, keeps ``best.keras`` and stops early.
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import signal
@@ -29,9 +28,16 @@ from .features import FeatureExtractor, FeatureStats, feature_dim, window_dim
 from .inference import make_forward
 from .log import logger
 from .manifest import read_manifest
-from .pipeline import bucket_boundaries, compute_feature_stats, label_pad_length, make_dataset
+from .pipeline import (
+    batches_per_epoch,
+    bucket_boundaries,
+    compute_feature_stats,
+    label_pad_length,
+    make_dataset,
+)
 from .preflight import preflight
 from .runfolder import RunFolder, write_env
+from .runfolder import load_history as _load_history
 from .text import Vocabulary, normalize_text
 
 # Sections that define the model and its features: fixed for the life of a run.
@@ -360,6 +366,7 @@ def _fit(
     import tensorflow as tf
 
     from .callbacks import TrainingHooks
+    from .progress import TrainingProgress
 
     tc = config.train
     # Every worker resumes from the run folder's checkpoints; each saves to its own folder.
@@ -430,7 +437,12 @@ def _fit(
         dev_dataset=dev_dataset,
         train_examples=data.train_examples,
         strategy=strategy,
+        data_info=_data_info(data, train_weights),
     )
+    steps, exact = batches_per_epoch(
+        data.train_examples, data.boundaries, global_batch, data.sources
+    )
+    progress = TrainingProgress(tc.epochs, tc.max_minutes) if verbose else None
     previous_handlers = _install_signal_handlers(hooks)
     try:
         while state.epoch < tc.epochs and not state.stop_reason:
@@ -448,12 +460,14 @@ def _fit(
                 batch_size=global_batch,
             )
             hooks.begin_epoch()
+            if progress:
+                progress.begin_epoch(state.epoch, steps, exact, state.batch_in_epoch)
             parts.trainer.fit(
                 dataset,
                 epochs=state.epoch + 1,
                 initial_epoch=state.epoch,
-                callbacks=[hooks],
-                verbose=verbose,
+                callbacks=[progress, hooks] if progress else [hooks],
+                verbose=0,  # Keras' bar cannot know the epoch's length: ours does
                 shuffle=False,
             )
             hooks.end_epoch()
@@ -461,8 +475,22 @@ def _fit(
             state.stop_reason = f"finished {tc.epochs} epochs"
     finally:
         _restore_signal_handlers(previous_handlers)
+        if progress:
+            progress.close()
         hooks.close()
     return hooks.finish()
+
+
+def _data_info(data: TrainingData, train_weights) -> dict:
+    """What the run trains on, for the HParams dashboard and the closing summary."""
+    return {
+        "train_manifests": ",".join(str(p) for p in data.train_paths),
+        "train_weights": ",".join(f"{w:g}" for w in train_weights) if train_weights else "",
+        "train_utterances": len(data.train_examples),
+        "train_hours": round(sum(e.utterance.duration for e in data.train_examples) / 3600, 4),
+        "dev_utterances": len(data.dev_examples),
+        "dev_hours": round(sum(e.utterance.duration for e in data.dev_examples) / 3600, 4),
+    }
 
 
 def _restore_latest(checkpoint, manager):
@@ -502,7 +530,4 @@ def _restore_signal_handlers(previous):
 
 
 def load_history(run_dir) -> list:
-    path = RunFolder(run_dir).history
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return _load_history(run_dir)
