@@ -10,6 +10,7 @@ anneals the learning rate, keeps ``best.keras`` and stops early.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
@@ -26,12 +27,13 @@ from .config import Config
 from .distribute import cluster_from_env, make_strategy
 from .errors import ConfigError, RunFolderError, SpeechRnnError
 from .features import FeatureExtractor, FeatureStats, feature_dim, window_dim
+from .fileio import prepare_output_dir
 from .inference import make_forward
 from .log import logger
 from .manifest import read_manifest
 from .pipeline import bucket_boundaries, compute_feature_stats, label_pad_length, make_dataset
 from .preflight import preflight
-from .runfolder import RunFolder, write_env
+from .runfolder import RunFolder, run_lock, write_env
 from .text import Vocabulary, normalize_text
 
 # Sections that define the model and its features: fixed for the life of a run.
@@ -125,8 +127,6 @@ def train(
     once. ``config.train.strategy`` picks the ``tf.distribute`` strategy; under several
     workers only the chief writes ``out_dir``.
     """
-    import keras
-    import tensorflow as tf
 
     # One epoch is one pass over a dataset of unknown length: Keras warns when it ends.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
@@ -139,6 +139,39 @@ def train(
     strategy, strategy_kind = make_strategy(requested_strategy)
     cluster = cluster_from_env()
     # The chief writes the run folder; other workers write to a folder of their own.
+    if cluster.is_chief:  # before any work: a clear error, and one writer at a time
+        prepare_output_dir(run.root, "run folder")
+        lock = run_lock(run)
+    else:
+        lock = contextlib.nullcontext()
+    with lock:
+        return _train_locked(
+            run,
+            config,
+            cluster,
+            strategy,
+            strategy_kind,
+            train_manifests,
+            train_weights,
+            dev_manifest,
+            verbose,
+        )
+
+
+def _train_locked(
+    run,
+    config,
+    cluster,
+    strategy,
+    strategy_kind,
+    train_manifests,
+    train_weights,
+    dev_manifest,
+    verbose,
+) -> dict:
+    import keras
+    import tensorflow as tf
+
     own = run if cluster.is_chief else RunFolder(tempfile.mkdtemp(prefix="speech_rnn_worker_"))
     resuming = run.exists()
     config = _resolve_config(run, config, write=cluster.is_chief)
