@@ -24,6 +24,7 @@ character's peak posterior probability on its frames.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +45,15 @@ from .errors import AudioError, RunFolderError, SpeechRnnError
 from .features import FeatureExtractor, FeatureStats, feature_dim
 from .inference import make_forward
 from .lm import NgramLM
-from .longform import ChunkOptions, array_blocks, group_segments, iter_chunks, owned, stream_audio
+from .longform import (
+    ChunkOptions,
+    array_blocks,
+    group_segments,
+    iter_chunks,
+    owned,
+    split_at_gaps,
+    stream_audio,
+)
 from .runfolder import RunFolder, load_keras_safe
 from .text import Vocabulary
 from .timing import snap_to_speech, speech_activity, word_confidence, word_items
@@ -55,6 +64,9 @@ DEFAULT_BATCH_SIZE = 32
 # Chunks of a long file per model call: 8 x 30 s keeps its audio in flight near 15 MB.
 DEFAULT_CHUNK_BATCH = 8
 DEFAULT_CHUNKING = ChunkOptions()
+# Pauses between the letters of one word, at a chunk edge, longer than this split it (the
+# digits model's letters are at most 1 window apart on 41 s of connected digits).
+MAX_GAP_IN_WORD_WINDOWS = 4
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,7 @@ class SpeechRecognizer:
         self._trace_feature_graphs()
         fc = self.config.features
         self.seconds_per_window = fc.frame_step_ms * fc.stride / 1000.0
+        self.window_samples = self.extractor.frame_step * fc.stride  # chunk starts align to it
         self.space_id = self.vocab.chars.index(" ") if " " in self.vocab.chars else -1
         self.max_lag_frames = int(round(0.3 / self.seconds_per_window))
         self._lms = {}
@@ -240,6 +253,21 @@ class SpeechRecognizer:
         out = []
         for chunk, logits in zip(chunks, self.batch_logits([c.audio for c in chunks]), strict=True):
             hyp = self.decode(logits, options)
+            if chunk.start > 0 or chunk.core_end < chunk.start + len(chunk.audio):
+                # a word cut in half at the chunk's edge must not swallow its neighbour
+                edges = [
+                    (chunk.core_start - chunk.start) // self.window_samples,
+                    (chunk.core_end - chunk.start) // self.window_samples,
+                ]
+                ids, frames, ends = split_at_gaps(
+                    hyp.ids,
+                    hyp.frames,
+                    hyp.ends or hyp.frames,
+                    self.space_id,
+                    edges,
+                    MAX_GAP_IN_WORD_WINDOWS,
+                )
+                hyp = dataclasses.replace(hyp, ids=ids, frames=frames, ends=ends)
             words = self.words(
                 hyp, logits, chunk.start / sr, (chunk.start + len(chunk.audio)) / sr, chunk.audio
             )
@@ -248,7 +276,7 @@ class SpeechRecognizer:
 
     def _transcribe_blocks(self, blocks, options, batch_size, chunking) -> Transcription:
         words, batch, end = [], [], 0
-        for chunk in iter_chunks(blocks, self.sample_rate, chunking):
+        for chunk in iter_chunks(blocks, self.sample_rate, chunking, self.window_samples):
             batch.append(chunk)
             end = chunk.core_end
             if len(batch) >= batch_size:
