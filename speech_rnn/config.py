@@ -70,7 +70,10 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    batch_size: int = 16  # per replica
+    batch_size: int = 16  # per replica, at most
+    # padded audio per batch and replica, at most (0: no limit): a bucket of utterances up
+    # to L seconds is batched max(1, min(batch_size, floor(max_batch_seconds / L))) at a time
+    max_batch_seconds: float = 120.0
     epochs: int = 100
     max_minutes: float = 0.0  # wall-clock budget for this invocation (0: none)
     max_steps: int = 0  # stop after this many optimizer steps (0: none)

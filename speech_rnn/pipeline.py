@@ -41,6 +41,25 @@ def bucket_boundaries(examples, config: Config):
     return list(range(width, longest + width, width))
 
 
+def bucket_batch_sizes(boundaries, config: Config, batch_size: int, replicas: int = 1) -> list:
+    """Batch size per bucket (``len(boundaries) + 1`` buckets): ``batch_size`` (global,
+    ``replicas`` x the per-replica size), lowered for long buckets so that no batch holds
+    more than ``train.max_batch_seconds`` of padded audio per replica."""
+    limit = config.train.max_batch_seconds
+    sizes = [batch_size] * (len(boundaries) + 1)
+    if not limit or not boundaries:
+        return sizes
+    fc = config.features
+    seconds_per_window = fc.frame_step_ms * fc.stride / 1000.0
+    width = boundaries[0] if len(boundaries) == 1 else boundaries[-1] - boundaries[-2]
+    uppers = list(boundaries) + [boundaries[-1] + width]  # padded length of each bucket
+    per_replica = max(1, batch_size // max(1, replicas))
+    return [
+        max(1, min(per_replica, int(limit // (upper * seconds_per_window)))) * replicas
+        for upper in uppers
+    ]
+
+
 def _decode_for(sample_rate: int):
     def decode(path: bytes) -> np.ndarray:
         try:
@@ -130,12 +149,15 @@ def make_dataset(
     batch_size: int | None = None,
     boundaries=None,
     sources=None,
+    replicas: int = 1,
 ):
     """Batches of model inputs over ``examples`` (pre-flight :class:`Example` objects).
 
     ``sources``: ``(start, stop, weight)`` ranges of ``examples`` to mix by weight in
     training (an epoch is then ``len(examples)`` draws, each source reshuffled and repeated
-    as needed); by default every example is used once per epoch.
+    as needed); by default every example is used once per epoch. In training, long
+    buckets get smaller batches (:func:`bucket_batch_sizes`; ``batch_size`` is the global
+    batch of ``replicas`` replicas).
     """
     import tensorflow as tf
 
@@ -190,7 +212,11 @@ def make_dataset(
     ds = ds.bucket_by_sequence_length(
         element_length_func=lambda item: item["feature_lengths"],
         bucket_boundaries=boundaries,
-        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        bucket_batch_sizes=(
+            bucket_batch_sizes(boundaries, config, batch_size, replicas)
+            if training
+            else [batch_size] * (len(boundaries) + 1)
+        ),
         padded_shapes={
             "features": [None, dim],
             "feature_lengths": [],

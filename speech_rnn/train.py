@@ -479,6 +479,7 @@ def _fit(
                 boundaries=data.boundaries,
                 sources=data.sources,
                 batch_size=global_batch,
+                replicas=replicas,
             )
             hooks.begin_epoch()
             parts.trainer.fit(
