@@ -7,6 +7,7 @@ the command exits with status 2; no TensorFlow traceback reaches the user.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -18,17 +19,17 @@ from .decoding import decoding_options
 from .deploy import export, serve_cli
 from .errors import AudioError, ConfigError, SpeechRnnError
 from .evaluate import evaluate_run, format_report
-from .fileio import atomic_write_json
+from .fileio import atomic_write_json, prepare_output_dir
 from .lm import build_arpa, tune
 from .log import add_log_flags, configure_console
 from .recognizer import load_model
 from .runfolder import RunFolder
 from .runs import runs_table
-from .runtime import apply_threads, quiet_tensorflow
+from .runtime import apply_threads, max_threads, quiet_tensorflow
 from .synth import corpus as synth
 from .synth import demo
 from .train import train
-from .writers import FORMATS, output_name, render, transcription_dict, write_outputs
+from .writers import FORMATS, output_names, render, transcription_dict, write_outputs
 
 
 def _log_flags() -> argparse.ArgumentParser:
@@ -368,6 +369,10 @@ def _run_transcribe(args) -> int:
 
     items = list(_expand_inputs(args.inputs, args.glob))
     formats = _check_transcribe_args(args, len(items))
+    names = None
+    if args.output_dir:  # before any work: unique output names and a writable folder
+        names = output_names((source, root) for source, root, _ in items)
+        prepare_output_dir(args.output_dir, "output folder (-o)")
     recognizer = load_model(args.model, which=args.which)
     decode = dict(lm=args.lm, alpha=args.alpha, beta=args.beta, batch_size=args.batch_size)
     recognizer.decoding_options(args.beam or 0, args.lm, args.alpha, args.beta)  # fail early
@@ -390,7 +395,7 @@ def _run_transcribe(args) -> int:
         done[index] = outcome
         bar.update(1)
         while next_out in done:  # stdout keeps input order
-            source, root, _ = items[next_out]
+            source, _, _ = items[next_out]
             result = done.pop(next_out)
             next_out += 1
             if isinstance(result, BaseException):
@@ -400,9 +405,13 @@ def _run_transcribe(args) -> int:
                 bar.write(f"error: {message}", file=sys.stderr)
                 failed += 1
             elif args.output_dir:
-                written += len(
-                    write_outputs(result, output_name(source, root), args.output_dir, formats)
-                )
+                try:
+                    written += len(
+                        write_outputs(result, names[next_out - 1], args.output_dir, formats)
+                    )
+                except SpeechRnnError as e:
+                    bar.write(f"error: {e}", file=sys.stderr)
+                    failed += 1
             elif args.format == "json":
                 print(
                     json.dumps({"file": source, **transcription_dict(result)}, ensure_ascii=False),
@@ -671,8 +680,13 @@ def main(argv=None) -> int:
     if args.command not in ("prepare", "synth", "recipe", "runs"):
         quiet_tensorflow()
     if getattr(args, "threads", None) is not None:
-        if args.threads < 1:
-            print(f"speech-rnn {args.command}: error: --threads must be >= 1", file=sys.stderr)
+        limit = max_threads()
+        if not 1 <= args.threads <= limit:
+            print(
+                f"speech-rnn {args.command}: error: --threads must be >= 1 and <= {limit} "
+                f"(4 x the {os.cpu_count()} cores), got {args.threads}",
+                file=sys.stderr,
+            )
             return 2
         try:
             apply_threads(args.threads)  # before TensorFlow runs its first op

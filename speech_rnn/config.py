@@ -70,7 +70,10 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    batch_size: int = 16  # per replica
+    batch_size: int = 16  # per replica, at most
+    # padded audio per batch and replica, at most (0: no limit): a bucket of utterances up
+    # to L seconds is batched max(1, min(batch_size, floor(max_batch_seconds / L))) at a time
+    max_batch_seconds: float = 120.0
     epochs: int = 100
     max_minutes: float = 0.0  # wall-clock budget for this invocation (0: none)
     max_steps: int = 0  # stop after this many optimizer steps (0: none)
@@ -126,6 +129,10 @@ class Config:
             text = path.read_text(encoding="utf-8-sig")
         except OSError as e:
             raise ConfigError(f"{path}: cannot read config ({e.strerror})") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(
+                f"{path}: not a text config file (invalid UTF-8 at byte {e.start})"
+            ) from None
         if path.suffix in (".yaml", ".yml"):
             import yaml  # safe_load below: a config file can never construct Python objects
 
@@ -239,6 +246,29 @@ def _validate(obj, where: str) -> None:
             raise ConfigError(f"{where}: stack and stride must be at least 1")
         if obj.num_mfcc > obj.num_mel_bins:
             raise ConfigError(f"{where}: num_mfcc ({obj.num_mfcc}) exceeds num_mel_bins")
+    if isinstance(obj, AudioConfig):
+        if obj.sample_rate < 1000:
+            raise ConfigError(
+                f"{where}.sample_rate: must be at least 1000 Hz, got {obj.sample_rate}"
+            )
+        if obj.max_duration <= 0:
+            raise ConfigError(f"{where}.max_duration: must be positive")
+    if isinstance(obj, FeatureConfig):
+        if obj.frame_length_ms <= 0 or obj.frame_step_ms <= 0:
+            raise ConfigError(f"{where}: frame_length_ms and frame_step_ms must be positive")
+        if obj.fft_length < 1 or obj.num_mel_bins < 1 or obj.num_mfcc < 1:
+            raise ConfigError(f"{where}: fft_length, num_mel_bins and num_mfcc must be >= 1")
+        if obj.upper_hz <= obj.lower_hz:
+            raise ConfigError(
+                f"{where}: upper_hz ({obj.upper_hz:g}) must be above lower_hz ({obj.lower_hz:g})"
+            )
+    if isinstance(obj, Config):
+        top = min(obj.features.upper_hz, obj.audio.sample_rate / 2)  # as the mel filters use it
+        if obj.features.lower_hz >= top:
+            raise ConfigError(
+                f"{where}: features.lower_hz ({obj.features.lower_hz:g} Hz) must be below "
+                f"min(features.upper_hz, audio.sample_rate / 2) = {top:g} Hz"
+            )
     if isinstance(obj, ModelConfig) and obj.lstm_layers < 1:
         raise ConfigError(f"{where}.lstm_layers: must be at least 1")
     if isinstance(obj, TrainConfig) and obj.batch_size < 1:

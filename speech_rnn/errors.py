@@ -40,3 +40,7 @@ class TranscriptError(SpeechRnnError):
 
 class RunFolderError(SpeechRnnError):
     """A run folder is missing files, or its files do not load safely."""
+
+
+class OutputError(SpeechRnnError):
+    """An output file or folder cannot be created or written."""

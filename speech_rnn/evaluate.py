@@ -23,6 +23,7 @@ class DecodedSet:
     hypotheses: tuple
     scores: Scores
     loss: float = float("nan")  # mean CTC loss per utterance, when asked for
+    skipped: tuple = ()  # ids of examples whose audio failed to decode at run time
 
 
 def decode_dataset(
@@ -63,13 +64,15 @@ def decode_dataset(
             ]
         for b, index in enumerate(indices):
             hyps[index] = vocab.decode(decoded[b].ids)
-    missing = [i for i, h in enumerate(hyps) if h is None]
-    for i in missing:  # audio that failed to decode at run time counts as all-deleted
-        hyps[i] = ""
-    refs = [e.text for e in examples]
-    ids = [e.utterance.key for e in examples]
+    # Audio that failed to decode at run time (the pipeline logged and dropped it) is
+    # skipped, not scored as an empty hypothesis.
+    kept = [i for i, h in enumerate(hyps) if h is not None]
+    skipped = tuple(examples[i].utterance.key for i, h in enumerate(hyps) if h is None)
+    refs = [examples[i].text for i in kept]
+    ids = [examples[i].utterance.key for i in kept]
+    hyps = [hyps[i] for i in kept]
     loss = loss_sum / loss_count if loss_count else float("nan")
-    return DecodedSet(tuple(ids), tuple(refs), tuple(hyps), score(refs, hyps), loss)
+    return DecodedSet(tuple(ids), tuple(refs), tuple(hyps), score(refs, hyps), loss, skipped)
 
 
 def evaluation_report(decoded: DecodedSet, extra: dict | None = None) -> dict:
@@ -146,7 +149,16 @@ def evaluate_run(
         decoder=decoder,
     )
     seconds = time.perf_counter() - started
-    audio = sum(e.utterance.duration for e in examples)
+    if decoded.skipped:
+        logger.warning(
+            "skipped %d utterance(s) whose audio failed to decode: %s",
+            len(decoded.skipped),
+            ", ".join(decoded.skipped[:5]) + (" ..." if len(decoded.skipped) > 5 else ""),
+        )
+    if not decoded.ids:
+        raise ManifestError(manifest, "no utterance could be decoded")
+    skipped_keys = set(decoded.skipped)
+    audio = sum(e.utterance.duration for e in examples if e.utterance.key not in skipped_keys)
     method = "beam+lm" if options.lm else "beam" if options.beam_width > 1 else "greedy"
     report = evaluation_report(
         decoded,
@@ -160,7 +172,7 @@ def evaluate_run(
             "alpha": options.alpha if options.lm else None,
             "beta": options.beta if options.lm else None,
             "model_and_decoding_rtf": seconds / audio,
-            "skipped": len(problems),
+            "skipped": len(problems) + len(decoded.skipped),
         },
     )
     tag = method + (str(options.beam_width) if options.beam_width > 1 else "")

@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+from .errors import OutputError
+
 
 def atomic_write_bytes(path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it over.
@@ -24,6 +26,26 @@ def atomic_write_bytes(path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def prepare_output_dir(path, what: str = "output folder") -> Path:
+    """Create ``path`` (and its parents) and check a file can be written in it, so that an
+    unusable output folder is one :class:`OutputError` before any work starts, not a
+    traceback after it."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: the {what} is an existing file, not a folder")
+    probe = path / f".write_test.{os.getpid()}.tmp"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"ok")
+        probe.unlink()
+    except OSError as e:
+        raise OutputError(
+            f"{path}: cannot create or write the {what} ({e.strerror or type(e).__name__})"
+        ) from None
+    return path
 
 
 def atomic_write_text(path, text: str) -> None:

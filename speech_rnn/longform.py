@@ -9,9 +9,13 @@
   ``min_chunk_s`` and ``max_chunk_s`` into the chunk, whose energy is within
   ``quiet_db`` of the quietest one (inside that window, at its quietest 10 ms frame). With
   any pause in the range, that is a pause; in continuous sound it is the quietest moment.
-* Each chunk is given ``overlap_s`` of audio on both sides as context for the model, but
+* Each chunk is given up to ``overlap_s`` of audio on both sides as context for the
+  model (its edges, too, in the quietest spot between 0.1 s and ``overlap_s`` from the
+  cut, and its start on the model's window grid, so its frames are the whole file's), but
   *owns* only its core span: a word belongs to the chunk whose core holds its midpoint
-  (:func:`owned`), so words are neither lost nor repeated at the cuts.
+  (:func:`owned`), so words are neither lost nor repeated at the cuts. A "word" at a core
+  edge with a pause between its letters (a half word at the chunk's edge run into the
+  next one) is split first (:func:`split_at_gaps`).
 
 Audio no longer than ``max_chunk_s`` is a single chunk: exactly the whole clip.
 """
@@ -131,26 +135,42 @@ def find_cut(samples: np.ndarray, lo: int, hi: int, sample_rate: int, options: C
     return lo + best * frame + frame // 2
 
 
-def iter_chunks(blocks, sample_rate: int, options: ChunkOptions = ChunkOptions()):
+def iter_chunks(blocks, sample_rate: int, options: ChunkOptions = ChunkOptions(), align: int = 1):
     """Cut a stream of sample blocks into :class:`Chunk` objects, holding at most about
-    ``max_chunk_s + 2 * overlap_s + block_s`` seconds of audio at a time."""
+    ``max_chunk_s + 2 * overlap_s + block_s`` seconds of audio at a time.
+
+    Every chunk starts at a multiple of ``align`` samples (the recognizer passes the
+    samples per model window): the chunk's feature frames then fall on the same grid as
+    the whole file's, and the model sees the same windows at a cut as without one."""
+    align = max(1, int(align))
     max_len = int(options.max_chunk_s * sample_rate)
     min_len = int(options.min_chunk_s * sample_rate)
-    overlap = int(options.overlap_s * sample_rate)
+    overlap = int(options.overlap_s * sample_rate) // align * align
     pending = []  # blocks not yet joined
     buffer = np.zeros(0, np.float32)
     buffer_start = 0  # stream position of buffer[0]
     core_start = 0
     index = 0
 
+    margin = min(overlap, int(0.1 * sample_rate))  # context kept at least, past a cut
+    next_begin = 0  # stream position where the next chunk's audio starts
+
     def take_cut():
-        nonlocal buffer, buffer_start, core_start, index
+        nonlocal buffer, buffer_start, core_start, index, next_begin
         lo = core_start - buffer_start + min_len
         hi = core_start - buffer_start + max_len
         cut = find_cut(buffer, lo, hi, sample_rate, options)
-        begin = max(core_start - overlap, buffer_start) - buffer_start
+        # on the window grid (buffer_start is on it, as every chunk start is)
+        cut = (buffer_start + cut) // align * align - buffer_start
+        # The context edges go in quiet spots too (between ``margin`` and ``overlap`` from
+        # the cut): a word cut in half at a chunk's edge is decoded as garbage that can
+        # merge with the next word and pull it out of the core it belongs to.
+        end = cut + overlap
+        if overlap > margin:
+            end = find_cut(buffer, cut + margin, cut + overlap, sample_rate, options)
+        begin = next_begin - buffer_start
         chunk = Chunk(
-            buffer[begin : cut + overlap].copy(),
+            buffer[begin:end].copy(),
             buffer_start + begin,
             core_start,
             buffer_start + cut,
@@ -158,7 +178,11 @@ def iter_chunks(blocks, sample_rate: int, options: ChunkOptions = ChunkOptions()
         )
         index += 1
         core_start = buffer_start + cut
-        drop = max(0, core_start - overlap - buffer_start)
+        following = cut - overlap
+        if overlap > margin:
+            following = find_cut(buffer, cut - overlap, cut - margin, sample_rate, options)
+        next_begin = max(buffer_start, (buffer_start + following) // align * align)
+        drop = next_begin - buffer_start
         buffer, buffer_start = buffer[drop:], buffer_start + drop
         return chunk
 
@@ -176,12 +200,52 @@ def iter_chunks(blocks, sample_rate: int, options: ChunkOptions = ChunkOptions()
     total = buffer_start + len(buffer)
     while total - core_start > max_len:
         yield take_cut()
-    begin = max(core_start - overlap, buffer_start) - buffer_start
+    begin = next_begin - buffer_start
     if total > core_start or index == 0:
         yield Chunk(buffer[begin:].copy(), buffer_start + begin, core_start, total, index)
 
 
 # -- stitching ----------------------------------------------------------------------------------
+def split_at_gaps(ids, frames, ends, space_id: int, edges, max_gap: int) -> tuple:
+    """Labels with a space inserted wherever a word that spans one of the ``edges``
+    (frames) has a pause of more than ``max_gap`` frames between two of its characters.
+
+    A character model emits a word's letters in one burst (one frame apart on the digits
+    model); a longer pause inside a "word" at a chunk edge is the tail of a word cut in half
+    by the chunk's start (or end) run together with the next word ("nive" + "two"). Split,
+    each part is owned by the chunk whose core holds it; joined, the merged word's span
+    falls outside the core and the real word is lost. Returns (ids, frames, ends)."""
+    if space_id < 0:
+        return tuple(ids), tuple(frames), tuple(ends)
+    out_ids, out_frames, out_ends = [], [], []
+    word = []  # positions of the current word's labels
+
+    def flush():
+        if word:
+            first, last = frames[word[0]], ends[word[-1]]
+            crosses = any(first <= e <= last for e in edges)
+            for k, pos in enumerate(word):
+                if crosses and k and frames[pos] - ends[word[k - 1]] > max_gap:
+                    out_ids.append(space_id)
+                    out_frames.append(ends[word[k - 1]] + 1)
+                    out_ends.append(frames[pos] - 1)
+                out_ids.append(ids[pos])
+                out_frames.append(frames[pos])
+                out_ends.append(ends[pos])
+            word.clear()
+
+    for pos, label in enumerate(ids):
+        if label == space_id:
+            flush()
+            out_ids.append(label)
+            out_frames.append(frames[pos])
+            out_ends.append(ends[pos])
+        else:
+            word.append(pos)
+    flush()
+    return tuple(out_ids), tuple(out_frames), tuple(out_ends)
+
+
 def owned(words, chunk: Chunk, sample_rate: int) -> list:
     """The words (already in stream time, seconds) whose midpoint lies in the chunk's core."""
     lo, hi = chunk.core_start / sample_rate, chunk.core_end / sample_rate

@@ -41,22 +41,46 @@ def bucket_boundaries(examples, config: Config):
     return list(range(width, longest + width, width))
 
 
-def batches_per_epoch(examples, boundaries, batch_size: int, sources=None) -> tuple:
+def batches_per_epoch(examples, boundaries, batch_size, sources=None) -> tuple:
     """(batches, exact) of one epoch of :func:`make_dataset` over ``examples``: each length
-    bucket yields ceil(count / batch) batches. Exact for one source; for a weighted mix of
-    several (a random draw) the expected counts give an estimate (``exact`` False)."""
+    bucket yields ceil(count / its batch size) batches (``batch_size``: one size, or one per
+    bucket as :func:`bucket_batch_sizes` gives). Exact for one source; for a weighted mix
+    of several (a random draw) the expected counts give an estimate (``exact`` False)."""
     edges = np.asarray(boundaries)
     buckets = np.searchsorted(edges, [e.num_windows for e in examples], side="right")
     slots = len(edges) + 1
+    sizes = [batch_size] * slots if isinstance(batch_size, int) else list(batch_size)
     if not sources or len(sources) == 1:
         counts = np.bincount(buckets, minlength=slots)
-        return int(sum(-(-int(c) // batch_size) for c in counts)), True
+        return int(sum(-(-int(c) // size) for c, size in zip(counts, sizes, strict=True))), True
     total_weight = sum(w for _, _, w in sources)
     expected = np.zeros(slots)
     for start, stop, weight in sources:
         share = np.bincount(buckets[start:stop], minlength=slots) / max(1, stop - start)
         expected += len(examples) * (weight / total_weight) * share
-    return int(sum(math.ceil(c / batch_size - 1e-9) for c in expected if c > 0)), False
+    batches = sum(
+        math.ceil(c / size - 1e-9) for c, size in zip(expected, sizes, strict=True) if c > 0
+    )
+    return int(batches), False
+
+
+def bucket_batch_sizes(boundaries, config: Config, batch_size: int, replicas: int = 1) -> list:
+    """Batch size per bucket (``len(boundaries) + 1`` buckets): ``batch_size`` (global,
+    ``replicas`` x the per-replica size), lowered for long buckets so that no batch holds
+    more than ``train.max_batch_seconds`` of padded audio per replica."""
+    limit = config.train.max_batch_seconds
+    sizes = [batch_size] * (len(boundaries) + 1)
+    if not limit or not boundaries:
+        return sizes
+    fc = config.features
+    seconds_per_window = fc.frame_step_ms * fc.stride / 1000.0
+    width = boundaries[0] if len(boundaries) == 1 else boundaries[-1] - boundaries[-2]
+    uppers = list(boundaries) + [boundaries[-1] + width]  # padded length of each bucket
+    per_replica = max(1, batch_size // max(1, replicas))
+    return [
+        max(1, min(per_replica, int(limit // (upper * seconds_per_window)))) * replicas
+        for upper in uppers
+    ]
 
 
 def _decode_for(sample_rate: int):
@@ -148,12 +172,15 @@ def make_dataset(
     batch_size: int | None = None,
     boundaries=None,
     sources=None,
+    replicas: int = 1,
 ):
     """Batches of model inputs over ``examples`` (pre-flight :class:`Example` objects).
 
     ``sources``: ``(start, stop, weight)`` ranges of ``examples`` to mix by weight in
     training (an epoch is then ``len(examples)`` draws, each source reshuffled and repeated
-    as needed); by default every example is used once per epoch.
+    as needed); by default every example is used once per epoch. In training, long
+    buckets get smaller batches (:func:`bucket_batch_sizes`; ``batch_size`` is the global
+    batch of ``replicas`` replicas).
     """
     import tensorflow as tf
 
@@ -208,7 +235,11 @@ def make_dataset(
     ds = ds.bucket_by_sequence_length(
         element_length_func=lambda item: item["feature_lengths"],
         bucket_boundaries=boundaries,
-        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        bucket_batch_sizes=(
+            bucket_batch_sizes(boundaries, config, batch_size, replicas)
+            if training
+            else [batch_size] * (len(boundaries) + 1)
+        ),
         padded_shapes={
             "features": [None, dim],
             "feature_lengths": [],

@@ -24,12 +24,13 @@ character's peak posterior probability on its frames.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .audio import audio_duration, load_audio, resample
+from .audio import audio_duration, load_audio, resample_checked
 from .config import Config
 from .decoding import (
     DecodingOptions,
@@ -44,7 +45,15 @@ from .errors import AudioError, RunFolderError, SpeechRnnError
 from .features import FeatureExtractor, FeatureStats, feature_dim
 from .inference import make_forward
 from .lm import NgramLM
-from .longform import ChunkOptions, array_blocks, group_segments, iter_chunks, owned, stream_audio
+from .longform import (
+    ChunkOptions,
+    array_blocks,
+    group_segments,
+    iter_chunks,
+    owned,
+    split_at_gaps,
+    stream_audio,
+)
 from .runfolder import RunFolder, load_keras_safe
 from .text import Vocabulary
 from .timing import snap_to_speech, speech_activity, word_confidence, word_items
@@ -55,6 +64,9 @@ DEFAULT_BATCH_SIZE = 32
 # Chunks of a long file per model call: 8 x 30 s keeps its audio in flight near 15 MB.
 DEFAULT_CHUNK_BATCH = 8
 DEFAULT_CHUNKING = ChunkOptions()
+# Pauses between the letters of one word, at a chunk edge, longer than this split it (the
+# digits model's letters are at most 1 window apart on 41 s of connected digits).
+MAX_GAP_IN_WORD_WINDOWS = 4
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,7 @@ class SpeechRecognizer:
         self._trace_feature_graphs()
         fc = self.config.features
         self.seconds_per_window = fc.frame_step_ms * fc.stride / 1000.0
+        self.window_samples = self.extractor.frame_step * fc.stride  # chunk starts align to it
         self.space_id = self.vocab.chars.index(" ") if " " in self.vocab.chars else -1
         self.max_lag_frames = int(round(0.3 / self.seconds_per_window))
         self._lms = {}
@@ -118,18 +131,16 @@ class SpeechRecognizer:
     # -- model ------------------------------------------------------------------------------
     def load_waveform(self, audio, sample_rate: int | None = None) -> np.ndarray:
         """A path or an array as a mono float32 waveform at the model's rate (arrays are at
-        ``sample_rate``, by default the model's)."""
+        ``sample_rate``, by default the model's). See :func:`waveform_from_array` for the
+        arrays accepted."""
         sr = self.sample_rate
         if isinstance(audio, (str, Path)):
             return load_audio(audio, sr)
-        waveform = np.asarray(audio, dtype=np.float32)
-        if waveform.ndim == 2:  # [samples, channels]
-            waveform = waveform.mean(axis=1)
-        if waveform.ndim != 1 or waveform.size == 0:
-            raise AudioError("<array>", "expected a non-empty 1-D (or [samples, channels]) array")
-        if not np.isfinite(waveform).all():
-            raise AudioError("<array>", "audio contains NaN or infinite samples")
-        return resample(waveform, sample_rate or sr, sr)
+        rate = sr if sample_rate is None else sample_rate
+        if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
+            raise AudioError("<array>", f"sample_rate must be a positive integer, got {rate!r}")
+        waveform = waveform_from_array(audio)
+        return resample_checked("<array>", waveform, int(rate), sr)
 
     def _trace_feature_graphs(self):
         # Traced once for any length: eager feature ops cost more than the model on short
@@ -242,6 +253,21 @@ class SpeechRecognizer:
         out = []
         for chunk, logits in zip(chunks, self.batch_logits([c.audio for c in chunks]), strict=True):
             hyp = self.decode(logits, options)
+            if chunk.start > 0 or chunk.core_end < chunk.start + len(chunk.audio):
+                # a word cut in half at the chunk's edge must not swallow its neighbour
+                edges = [
+                    (chunk.core_start - chunk.start) // self.window_samples,
+                    (chunk.core_end - chunk.start) // self.window_samples,
+                ]
+                ids, frames, ends = split_at_gaps(
+                    hyp.ids,
+                    hyp.frames,
+                    hyp.ends or hyp.frames,
+                    self.space_id,
+                    edges,
+                    MAX_GAP_IN_WORD_WINDOWS,
+                )
+                hyp = dataclasses.replace(hyp, ids=ids, frames=frames, ends=ends)
             words = self.words(
                 hyp, logits, chunk.start / sr, (chunk.start + len(chunk.audio)) / sr, chunk.audio
             )
@@ -250,7 +276,7 @@ class SpeechRecognizer:
 
     def _transcribe_blocks(self, blocks, options, batch_size, chunking) -> Transcription:
         words, batch, end = [], [], 0
-        for chunk in iter_chunks(blocks, self.sample_rate, chunking):
+        for chunk in iter_chunks(blocks, self.sample_rate, chunking, self.window_samples):
             batch.append(chunk)
             end = chunk.core_end
             if len(batch) >= batch_size:
@@ -367,6 +393,57 @@ class SpeechRecognizer:
                 blocks = array_blocks(waveform, self.sample_rate, chunking.block_s)
                 out[i] = self._transcribe_blocks(blocks, options[i], DEFAULT_CHUNK_BATCH, chunking)
         return out
+
+
+MAX_CHANNELS = 8
+_PCM_SCALE = {
+    np.dtype(np.int16): 32768.0,
+    np.dtype(np.int32): 2147483648.0,
+    np.dtype(np.int8): 128.0,
+}
+
+
+def waveform_from_array(audio) -> np.ndarray:
+    """A mono float32 waveform from an array of samples, or an AudioError.
+
+    * float arrays are used as they are (samples in [-1, 1]);
+    * integer PCM is scaled to [-1, 1): int16 (what ``scipy.io.wavfile.read`` returns) by
+      1/32768, int32 by 1/2**31, int8 by 1/128, uint8 as offset binary ((x - 128) / 128);
+      any other type (int64 from a Python list, bool, complex) is refused;
+    * 2-D arrays are ``[samples, channels]`` or ``[channels, samples]``: the shorter axis
+      is the channel axis, and it must hold at most 8 channels (otherwise, or with both
+      axes equal, the layout is ambiguous and refused); channels are averaged.
+    """
+    array = np.asarray(audio)
+    if array.dtype.kind == "f":
+        waveform = array.astype(np.float32, copy=False)
+    elif array.dtype in _PCM_SCALE:
+        waveform = (array.astype(np.float32) / _PCM_SCALE[array.dtype]).astype(np.float32)
+    elif array.dtype == np.uint8:
+        waveform = (array.astype(np.float32) - 128.0) / 128.0
+    else:
+        raise AudioError(
+            "<array>",
+            f"unsupported sample type {array.dtype}: pass float samples in [-1, 1] "
+            "or int16/int32/int8/uint8 PCM",
+        )
+    if waveform.ndim == 2:
+        rows, cols = waveform.shape
+        if (rows == cols and rows > 1) or min(rows, cols) > MAX_CHANNELS:
+            raise AudioError(
+                "<array>",
+                f"ambiguous shape {waveform.shape}: pass [samples] or [samples, channels] "
+                f"with at most {MAX_CHANNELS} channels",
+            )
+        waveform = waveform.mean(axis=1 if cols < rows else 0)
+    if waveform.ndim != 1 or waveform.size == 0:
+        raise AudioError(
+            "<array>",
+            f"expected a non-empty 1-D (or [samples, channels]) array, got shape {array.shape}",
+        )
+    if not np.isfinite(waveform).all():
+        raise AudioError("<array>", "audio contains NaN or infinite samples")
+    return np.ascontiguousarray(waveform, dtype=np.float32)
 
 
 def load_model(run_dir, which: str = "best") -> SpeechRecognizer:

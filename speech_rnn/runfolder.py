@@ -10,14 +10,21 @@ tensorboard/         train/ and dev/ event files
 env.json             versions, device, git hash, seed, command line
 metrics.json         final metrics; history.jsonl: one line per evaluation
 cache/               cached training features (safe to delete)
+train.lock           held (flock) by the one process training into the folder: pid, host,
+                     start time; the kernel releases it when that process ends, even by
+                     kill -9, so a stale file never blocks a resume
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import platform
+import socket
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +52,7 @@ class RunFolder:
     history = property(lambda self: self.root / "history.jsonl")
     nonfinite_log = property(lambda self: self.root / "nonfinite_batches.log")
     cache = property(lambda self: self.root / "cache")
+    lock = property(lambda self: self.root / "train.lock")
 
     def exists(self) -> bool:
         return self.config.is_file()
@@ -59,6 +67,40 @@ class RunFolder:
             f"{self.root}: no trained model (best.keras / last.keras) found; "
             "is this a run folder that has finished at least one epoch?"
         )
+
+
+class RunLockedError(RunFolderError):
+    """Another process is training into the run folder."""
+
+
+@contextlib.contextmanager
+def run_lock(run: RunFolder):
+    """Hold the run folder's ``train.lock`` (an exclusive ``flock``) for the ``with`` block;
+    a second writer gets a :class:`RunLockedError` naming the holder (pid, host, start
+    time). The kernel drops the lock when its holder dies (kill -9 included), so the file a
+    killed run leaves behind never blocks a resume."""
+    run.root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run.lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+                who = f"pid {holder['pid']} on {holder['host']}, started {holder['started']}"
+            except (ValueError, KeyError, TypeError):
+                who = "holder unknown"
+            raise RunLockedError(
+                f"{run.root}: another training process is writing this run folder ({who}); "
+                "wait for it to end, or train into a new --out folder"
+            ) from None
+        started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        record = {"pid": os.getpid(), "host": socket.gethostname(), "started": started}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(record) + "\n").encode("utf-8"), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
 
 
 class SaveError(RunFolderError):

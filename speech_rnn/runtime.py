@@ -39,10 +39,19 @@ def quiet_tensorflow() -> None:
         os.close(devnull)
 
 
+def max_threads() -> int:
+    """The most threads a pool may be given: 4 per core. More only adds stacks and
+    contention (100000 threads grew a process to 7.8 GB and never finished)."""
+    return 4 * (os.cpu_count() or 1)
+
+
 def apply_threads(threads: int | None) -> dict:
-    """Inside a worker, before any TensorFlow op: cap the thread pools; return what is set."""
+    """Inside a worker, before any TensorFlow op: cap the thread pools; return what is set.
+    A count outside 1..:func:`max_threads` is a ValueError."""
     import tensorflow as tf
 
+    if threads and not 1 <= int(threads) <= max_threads():
+        raise ValueError(f"threads must be between 1 and {max_threads()}, got {threads}")
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(int(threads))
         tf.config.threading.set_inter_op_parallelism_threads(int(threads))

@@ -10,6 +10,7 @@ anneals the learning rate, keeps ``best.keras`` and stops early.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 import signal
@@ -25,18 +26,20 @@ from .config import Config
 from .distribute import cluster_from_env, make_strategy
 from .errors import ConfigError, RunFolderError, SpeechRnnError
 from .features import FeatureExtractor, FeatureStats, feature_dim, window_dim
+from .fileio import prepare_output_dir
 from .inference import make_forward
 from .log import logger
 from .manifest import read_manifest
 from .pipeline import (
     batches_per_epoch,
+    bucket_batch_sizes,
     bucket_boundaries,
     compute_feature_stats,
     label_pad_length,
     make_dataset,
 )
 from .preflight import preflight
-from .runfolder import RunFolder, write_env
+from .runfolder import RunFolder, run_lock, write_env
 from .runfolder import load_history as _load_history
 from .text import Vocabulary, normalize_text
 
@@ -131,8 +134,6 @@ def train(
     once. ``config.train.strategy`` picks the ``tf.distribute`` strategy; under several
     workers only the chief writes ``out_dir``.
     """
-    import keras
-    import tensorflow as tf
 
     # One epoch is one pass over a dataset of unknown length: Keras warns when it ends.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
@@ -145,6 +146,39 @@ def train(
     strategy, strategy_kind = make_strategy(requested_strategy)
     cluster = cluster_from_env()
     # The chief writes the run folder; other workers write to a folder of their own.
+    if cluster.is_chief:  # before any work: a clear error, and one writer at a time
+        prepare_output_dir(run.root, "run folder")
+        lock = run_lock(run)
+    else:
+        lock = contextlib.nullcontext()
+    with lock:
+        return _train_locked(
+            run,
+            config,
+            cluster,
+            strategy,
+            strategy_kind,
+            train_manifests,
+            train_weights,
+            dev_manifest,
+            verbose,
+        )
+
+
+def _train_locked(
+    run,
+    config,
+    cluster,
+    strategy,
+    strategy_kind,
+    train_manifests,
+    train_weights,
+    dev_manifest,
+    verbose,
+) -> dict:
+    import keras
+    import tensorflow as tf
+
     own = run if cluster.is_chief else RunFolder(tempfile.mkdtemp(prefix="speech_rnn_worker_"))
     resuming = run.exists()
     config = _resolve_config(run, config, write=cluster.is_chief)
@@ -439,8 +473,9 @@ def _fit(
         strategy=strategy,
         data_info=_data_info(data, train_weights),
     )
+    batch_sizes = bucket_batch_sizes(data.boundaries, config, global_batch, replicas)
     steps, exact = batches_per_epoch(
-        data.train_examples, data.boundaries, global_batch, data.sources
+        data.train_examples, data.boundaries, batch_sizes, data.sources
     )
     progress = TrainingProgress(tc.epochs, tc.max_minutes) if verbose else None
     previous_handlers = _install_signal_handlers(hooks)
@@ -458,6 +493,7 @@ def _fit(
                 boundaries=data.boundaries,
                 sources=data.sources,
                 batch_size=global_batch,
+                replicas=replicas,
             )
             hooks.begin_epoch()
             if progress:

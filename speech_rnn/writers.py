@@ -14,6 +14,7 @@ import json
 import math
 from pathlib import Path
 
+from .errors import ConfigError, OutputError
 from .fileio import atomic_write_text
 
 FORMATS = ("txt", "json", "srt", "vtt", "tsv")
@@ -121,13 +122,63 @@ def output_name(source: str, root=None) -> str:
     return path.stem or "audio"
 
 
+def _kept_path(source: str) -> str:
+    """The input path as given, made relative (no root, no ``..``), suffix kept."""
+    path = Path(source)
+    parts = [p for p in path.parts[len(path.anchor and [path.anchor]) :] if p not in ("..", ".")]
+    return "/".join(parts) or "audio"
+
+
+def output_names(inputs) -> list:
+    """One output base name per ``(source, root)`` input, unique among them, decided
+    before any work: :func:`output_name`; where two inputs share it (``a/x.wav`` and
+    ``a/x.flac``), each keeps its suffix (``x.wav``, ``x.flac``); where they still share
+    it (``a/x.wav`` and ``b/x.wav`` given as files), each is named by its path as given
+    (``a/x.wav``, ``b/x.wav``). The same file given twice is a ConfigError."""
+    sources = [(str(source), root) for source, root in inputs]
+    names = [output_name(source, root) for source, root in sources]
+
+    def suffixed(source, root):
+        if source == "-":
+            return "stdin"
+        if root is not None:
+            try:
+                return Path(source).relative_to(root).as_posix()
+            except ValueError:
+                pass
+        return Path(source).name or "audio"
+
+    for rename in (suffixed, lambda source, _root: _kept_path(source)):
+        counts = {}
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+        if all(n == 1 for n in counts.values()):
+            return names
+        names = [
+            rename(source, root) if counts[name] > 1 else name
+            for (source, root), name in zip(sources, names, strict=True)
+        ]
+    seen = {}
+    for source, name in zip((s for s, _ in sources), names, strict=True):
+        if name in seen:
+            raise ConfigError(
+                f"{source} and {seen[name]} would write the same output file {name}.*; "
+                "give each input once"
+            )
+        seen[name] = source
+    return names
+
+
 def write_outputs(result, name: str, out_dir, formats) -> list:
     """Write ``out_dir/name.FMT`` for each format (``name`` from :func:`output_name`);
     returns the paths."""
     paths = []
     for fmt in formats:
         path = Path(out_dir) / f"{name}.{fmt}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, render(result, fmt))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, render(result, fmt))
+        except OSError as e:
+            raise OutputError(f"{path}: cannot write ({e.strerror or type(e).__name__})") from None
         paths.append(path)
     return paths
