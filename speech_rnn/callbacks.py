@@ -317,6 +317,7 @@ class TrainingHooks(keras.callbacks.Callback):
             self.tensorboard.dev, self.tensorboard.train, config, extractor, vocab, forward
         )
         self.picture_examples = list(dev_examples[: tc.log_samples])
+        self._evaluations = 0  # in this invocation: pictures every train.pictures_every
         self.checkpointer = Checkpointer(manager, progress, state, optimizer)
         self.dev = DevEvaluation(
             run, forward, vocab, dev_examples, dev_dataset, trainer.acoustic_model, state
@@ -360,7 +361,8 @@ class TrainingHooks(keras.callbacks.Callback):
     # -- epoch bracketing (called by train()) -----------------------------------------
     def begin_epoch(self) -> None:
         self._epoch_complete = True  # cleared when a stop interrupts the epoch
-        if self.train_examples and self.config.specaugment.enabled:
+        pictures = self.config.train.pictures_every
+        if self.train_examples and self.config.specaugment.enabled and pictures:
             self.pictures.specaugment(self.step, self.state.epoch, self.train_examples[0], 0)
 
     def end_epoch(self) -> None:
@@ -454,7 +456,10 @@ class TrainingHooks(keras.callbacks.Callback):
             decoded.ids[: self.config.train.log_samples], decoded.references, decoded.hypotheses
         )["per_utterance"]
         self.tensorboard.dev_results(step, decoded, samples)
-        self.pictures.evaluation(step, self.picture_examples)
+        every = self.config.train.pictures_every
+        if every and self._evaluations % every == 0:
+            self.pictures.evaluation(step, self.picture_examples)
+        self._evaluations += 1
         early_stop = self.early_stopping.update(decoded.scores.wer, decoded.loss)
         self.annealer.update(decoded.loss)
         if early_stop:

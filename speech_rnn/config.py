@@ -94,6 +94,7 @@ class TrainConfig:
     cache: bool = True  # cache features on disk in the run folder
     max_nonfinite_in_row: int = 20
     log_samples: int = 3  # sample transcripts/clips shown in TensorBoard
+    pictures_every: int = 1  # spectrogram+posteriorgram pictures every N evaluations (0: none)
     strict: bool = False  # stop on any bad example instead of dropping it
     verify_audio: bool = True  # decode every file in the pre-flight check
     deterministic: bool = False  # deterministic TF ops (bit-exact resume; slower)
@@ -273,5 +274,7 @@ def _validate(obj, where: str) -> None:
         raise ConfigError(f"{where}.lstm_layers: must be at least 1")
     if isinstance(obj, TrainConfig) and obj.batch_size < 1:
         raise ConfigError(f"{where}.batch_size: must be at least 1")
+    if isinstance(obj, TrainConfig) and obj.pictures_every < 0:
+        raise ConfigError(f"{where}.pictures_every: must be >= 0 (0: no pictures)")
     if isinstance(obj, TextConfig) and len(set(obj.charset)) != len(obj.charset):
         raise ConfigError(f"{where}.charset: has repeated characters")

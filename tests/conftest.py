@@ -69,6 +69,7 @@ TINY_TRAIN = [
     "train.batch_size=4",
     "train.jit_compile=false",
     "train.log_samples=1",
+    "train.pictures_every=0",  # pictures are tested in test_monitor.py and test_training.py
 ]
 
 

@@ -20,6 +20,8 @@ TINY = [
     "model.lstm_units=16",
     "--set",
     "train.batch_size=4",
+    "--set",
+    "train.pictures_every=0",
     "--no-jit-compile",
     "--quiet",
 ]

@@ -82,7 +82,9 @@ def monitored_run(tmp_path_factory):
     write_manifest(clips, root / "train.jsonl")
     write_manifest(clips[:2], root / "dev.jsonl")
     config = Config().with_overrides(
-        TINY_TRAIN + [f"train.epochs={EPOCHS}", "train.log_samples=2", "specaugment.enabled=true"]
+        TINY_TRAIN
+        + [f"train.epochs={EPOCHS}", "train.log_samples=2", "specaugment.enabled=true"]
+        + ["train.pictures_every=1"]
     )
     handler = _Lines()
     logger.addHandler(handler)
