@@ -86,3 +86,38 @@ def tiny_run(tmp_path_factory):
     config = Config().with_overrides(TINY_TRAIN + ["train.epochs=1"])
     train(root / "train.jsonl", root / "train.jsonl", root / "run", config, verbose=0)
     return root / "run"
+
+
+# -- a real browser: Debian's Chromium (never a downloaded build) --------------------------------
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path():
+    """Chromium's executable ($SPEECH_RNN_CHROMIUM, chromium, chromium-browser), or None."""
+    import shutil
+
+    for candidate in (os.environ.get("SPEECH_RNN_CHROMIUM"), "chromium", "chromium-browser"):
+        if candidate and shutil.which(candidate):
+            return shutil.which(candidate)
+    return None
+
+
+def need_chromium() -> str:
+    """Chromium's path, or skip with how to get it (no test downloads a browser)."""
+    path = chromium_path()
+    if path is None:
+        pytest.skip(
+            "no Chromium here (apt-get install chromium, or set SPEECH_RNN_CHROMIUM); "
+            "browser tests never download one"
+        )
+    pytest.importorskip("playwright.sync_api", reason="the playwright package drives the browser")
+    return path

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import socket
 import subprocess
@@ -17,21 +16,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_TRAIN, run_cli, short_kathleen_clips
+from conftest import (
+    CHROMIUM_ARGS,
+    TINY_TRAIN,
+    chromium_path,
+    need_chromium,
+    run_cli,
+    short_kathleen_clips,
+)
 
 from speech_rnn.pictures import clip_figure, posteriorgram_image, softmax, spectrogram_figure
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 EPOCHS = 2
 
 
@@ -253,7 +248,7 @@ def screenshot_tensorboard(logdir, out_dir, expect: dict, width=1400, height=100
         with sync_playwright() as p:
             browser = p.chromium.launch_persistent_context(
                 str(profile),
-                executable_path=CHROMIUM,
+                executable_path=chromium_path(),
                 args=CHROMIUM_ARGS,
                 headless=True,
                 viewport={"width": width, "height": height},
@@ -280,9 +275,7 @@ def screenshot_tensorboard(logdir, out_dir, expect: dict, width=1400, height=100
 
 
 def test_tensorboard_page_shows_the_run_in_headless_chromium(monitored_run, tmp_path):
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM} (install Debian's chromium package)")
-    pytest.importorskip("playwright", reason="the playwright Python package is not installed")
+    need_chromium()
     root, _, _, _, _ = monitored_run
     # waits (up to a minute each) for the run and its posteriorgram to be on the page
     shots = screenshot_tensorboard(

@@ -25,6 +25,8 @@ httpx = pytest.importorskip("httpx", reason="httpx is needed to call the server"
 pytest.importorskip("starlette", reason="starlette is needed for speech-rnn serve")
 uvicorn = pytest.importorskip("uvicorn", reason="uvicorn is needed for speech-rnn serve")
 
+from conftest import CHROMIUM_ARGS, need_chromium
+
 from speech_rnn.cli import main
 from speech_rnn.decoding import DecodingOptions
 from speech_rnn.deploy.serve_cli import is_loopback
@@ -459,36 +461,11 @@ def _answers(url) -> bool:
 
 
 # -- the web page in a real browser ------------------------------------------------------------
-def chromium_path():
-    for candidate in (os.environ.get("SPEECH_RNN_CHROMIUM"), "chromium", "chromium-browser"):
-        if candidate and shutil.which(candidate):
-            return shutil.which(candidate)
-    return None
-
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
 @pytest.fixture
 def browser_page(tmp_path):
-    executable = chromium_path()
-    if executable is None:
-        pytest.skip(
-            "no Chromium here (apt-get install chromium, or set SPEECH_RNN_CHROMIUM); "
-            "the browser test never downloads one"
-        )
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="the playwright package drives the browser"
-    )
+    executable = need_chromium()
+    from playwright import sync_api
+
     fake_mic = tmp_path / "mic.wav"
     with sync_api.sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
