@@ -25,7 +25,7 @@ from .log import add_log_flags, configure_console
 from .recognizer import load_model
 from .runfolder import RunFolder
 from .runs import runs_table
-from .runtime import apply_threads, max_threads, quiet_tensorflow
+from .runtime import add_threads_flag, apply_threads, max_threads, quiet_tensorflow
 from .synth import corpus as synth
 from .synth import demo
 from .train import train
@@ -173,7 +173,7 @@ def _add_evaluate(sub):
     )
     p.add_argument("--batch-size", type=int, default=16, help="utterances per batch")
     p.add_argument("--out", metavar="JSON", help="report path (default: in the run folder)")
-    _add_threads(p)
+    add_threads_flag(p)
     p.set_defaults(func=_run_evaluate)
 
 
@@ -278,19 +278,8 @@ def _add_transcribe(sub):
         help="progress bar on stderr (default: when stderr is a terminal and "
         "there is more than one input)",
     )
-    _add_threads(p)
+    add_threads_flag(p)
     p.set_defaults(func=_run_transcribe)
-
-
-def _add_threads(p) -> None:
-    p.add_argument(
-        "--threads",
-        type=int,
-        metavar="N",
-        help="TensorFlow threads (intra- and inter-op pools; default: all cores). "
-        "1 is often faster per file on a busy machine, where idle threads "
-        "spin waiting for descheduled ones",
-    )
 
 
 def _expand_inputs(inputs, pattern=None):

@@ -98,3 +98,16 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         pass
     return None
+
+
+def add_threads_flag(parser) -> None:
+    """``--threads N`` on a command's argparse parser; the CLI applies it (bounded by
+    :func:`max_threads`) before TensorFlow starts."""
+    parser.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="TensorFlow threads (intra- and inter-op pools; default: all cores). "
+        "1 is often faster per file on a busy machine, where idle threads "
+        "spin waiting for descheduled ones",
+    )

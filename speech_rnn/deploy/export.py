@@ -25,6 +25,7 @@ from ..errors import ConfigError, SpeechRnnError
 from ..fileio import atomic_write_bytes, atomic_write_json
 from ..log import logger as log
 from ..manifest import read_manifest
+from ..runtime import git_commit
 from ..scoring import score
 from ..text import normalize_text
 from .graph import serving_module, tflite_function
@@ -233,34 +234,6 @@ def describe(recognizer, model_dir, artefacts: dict) -> dict:
         "signatures": SIGNATURES,
         "artefacts": artefacts,
     }
-
-
-def git_commit() -> str | None:
-    import subprocess
-
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-        if out.returncode != 0:
-            return None
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        ).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def artefact_size(path: Path) -> int:

@@ -7,6 +7,7 @@ import sys
 
 from ..errors import ConfigError
 from ..log import logger as log
+from ..runtime import add_threads_flag
 from .server import MB, Limits, create_app, open_backend
 
 DESCRIPTION = (
@@ -100,12 +101,7 @@ def add_arguments(p) -> None:
         help="largest beam=N a request may ask for (default %(default)d)",
     )
     p.add_argument("--access-log", action="store_true", help="log every request (uvicorn)")
-    p.add_argument(
-        "--threads",
-        type=int,
-        metavar="N",
-        help="TensorFlow threads (intra- and inter-op pools; default: all cores)",
-    )
+    add_threads_flag(p)
 
 
 def limits_from_args(args):
