@@ -64,8 +64,10 @@ class ProjectedLSTM(layers.LSTM):
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
         cell = self.cell
-        recurrent_kernel = ops.convert_to_tensor(cell.recurrent_kernel)
-        projected = ops.matmul(sequences, ops.convert_to_tensor(cell.kernel)) + cell.bias
+        # Read the weights once, here: a Keras variable used inside the loop is read at every
+        # step, and XLA keeps each step's copy for the backward pass (1 MB a step at 256 units).
+        recurrent_kernel = ops.cast(cell.recurrent_kernel, self.compute_dtype)
+        projected = ops.matmul(sequences, cell.kernel) + cell.bias
 
         def step(projected_t, states):
             h, c = states
