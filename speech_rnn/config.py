@@ -66,6 +66,10 @@ class ModelConfig:
     projection_units: int = 0  # optional Dense front-end before the LSTMs (0: none)
     dropout: float = 0.3  # between LSTM layers and before the output layer
     input_dropout: float = 0.1
+    layer_norm: bool = False  # LayerNormalization between the BiLSTM layers
+    # initial bias of the blank logit (0: Keras' zero bias like every other class); a
+    # positive value starts the model near "all blank", as CTC training soon finds anyway
+    blank_bias_init: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -79,12 +83,22 @@ class TrainConfig:
     max_steps: int = 0  # stop after this many optimizer steps (0: none)
     learning_rate: float = 1e-3
     warmup_steps: int = 300
+    # warmup_newbob: linear warm-up, then constant, lowered by newbob annealing (below);
+    # warmup_cosine: linear warm-up, then a cosine down to min_lr_scale at the last step;
+    # one_cycle: up from lr/25 over the first 30% of the steps, then a cosine down to
+    # min_lr_scale. The last two own the decay (no newbob); their total steps come from the
+    # budget: max_steps, else epochs (and, with max_minutes, the steps the time allows)
+    lr_schedule: str = "warmup_newbob"
+    sortagrad: bool = False  # epoch 1 in order of increasing duration (bucketed), then shuffled
     clipnorm: float = 5.0
     anneal_factor: float = 0.5  # lr *= factor when dev WER did not improve ...
     anneal_patience: int = 1  # ... for this many evaluations
     min_lr_scale: float = 0.01
     early_stop_patience: int = 6  # evaluations without dev WER improvement
     eval_every_steps: int = 0  # also evaluate every N steps (0: once per epoch)
+    # also evaluate when max_minutes or max_steps stops training inside an epoch, so that
+    # best.keras can be the last weights
+    eval_at_stop: bool = False
     checkpoint_every_steps: int = 200
     keep_checkpoints: int = 3
     jit_compile: bool = True
@@ -231,7 +245,9 @@ _CHOICES = {
     ("normalization",): ("global", "utterance", "none"),
     ("unknown",): ("drop", "error"),
     ("strategy",): ("auto", "default", "mirrored", "multiworker"),
+    ("lr_schedule",): ("warmup_newbob", "warmup_cosine", "one_cycle"),
 }
+_SIGNED = {"blank_bias_init"}  # numbers that may be negative
 
 
 def _validate(obj, where: str) -> None:
@@ -240,7 +256,8 @@ def _validate(obj, where: str) -> None:
         choices = _CHOICES.get((f.name,))
         if choices and value not in choices:
             raise ConfigError(f"{where}.{f.name}: {value!r} is not one of {', '.join(choices)}")
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+        negative = isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0
+        if negative and f.name not in _SIGNED:
             raise ConfigError(f"{where}.{f.name}: must not be negative, got {value}")
     if isinstance(obj, FeatureConfig):
         if obj.stack < 1 or obj.stride < 1:
@@ -272,6 +289,11 @@ def _validate(obj, where: str) -> None:
             )
     if isinstance(obj, ModelConfig) and obj.lstm_layers < 1:
         raise ConfigError(f"{where}.lstm_layers: must be at least 1")
+    if isinstance(obj, ModelConfig) and not abs(obj.blank_bias_init) < 100:
+        raise ConfigError(
+            f"{where}.blank_bias_init: must be a finite number below 100 in size, "
+            f"got {obj.blank_bias_init}"
+        )
     if isinstance(obj, TrainConfig) and obj.batch_size < 1:
         raise ConfigError(f"{where}.batch_size: must be at least 1")
     if isinstance(obj, TrainConfig) and obj.pictures_every < 0:
