@@ -95,12 +95,20 @@ def _decode_for(sample_rate: int):
 
 
 def log_mel_dataset(
-    examples, config: Config, extractor: FeatureExtractor, cache_path=None, index_offset: int = 0
+    examples,
+    config: Config,
+    extractor: FeatureExtractor,
+    cache_path=None,
+    index_offset: int = 0,
+    order=None,
 ):
     """Decoded, featurized (log-mel) examples in order, cached on disk or in memory. Each
-    item's ``index`` is its position in ``examples`` plus ``index_offset``."""
+    item's ``index`` is its position in ``examples`` plus ``index_offset``. ``order``: a
+    permutation of the positions to read the examples in, uncached (one pass)."""
     import tensorflow as tf
 
+    positions = np.arange(len(examples)) if order is None else np.asarray(order, np.int64)
+    examples = [examples[i] for i in positions]
     paths = [e.utterance.audio_filepath for e in examples]
     # One concatenated array: tf.ragged.constant on Python lists is 20x slower.
     labels = tf.RaggedTensor.from_row_lengths(
@@ -113,7 +121,7 @@ def log_mel_dataset(
         {
             "path": tf.constant(paths),
             "labels": labels,
-            "index": tf.range(index_offset, index_offset + len(examples), dtype=tf.int32),
+            "index": tf.constant(positions + index_offset, tf.int32),
             "audio_seconds": tf.constant([e.utterance.duration for e in examples], tf.float32),
         }
     )
@@ -128,6 +136,8 @@ def log_mel_dataset(
 
     ds = source.map(to_log_mel, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.filter(lambda item: tf.shape(item["log_mel"])[0] > 0)
+    if order is not None:
+        return ds
     if cache_path is not None:
         Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_cache_lock(cache_path)
@@ -204,6 +214,14 @@ def make_dataset(
         ds = tf.data.Dataset.sample_from_datasets(
             parts, weights=[w for _, _, w in sources], seed=tc.seed + epoch
         ).take(len(examples))
+    elif training and tc.sortagrad and epoch == 0:
+        # SortaGrad: the first epoch from short to long (read once more from the audio, as
+        # the cache holds manifest order); bucketing keeps it sorted within each length
+        # bucket, and a bucket's last partial batch comes out at the end of the epoch
+        durations = [e.utterance.duration for e in examples]
+        ds = log_mel_dataset(
+            examples, config, extractor, order=np.argsort(durations, kind="stable")
+        )
     else:
         ds = source_datasets(examples, sources[:1], config, extractor, cache_path)[0]
         if training:

@@ -249,6 +249,11 @@ def _prepare_data(train_manifests, train_weights, dev_manifest, run, own, config
         len(train_weights) != len(train_paths) or any(w <= 0 for w in train_weights)
     ):
         raise ConfigError("give one positive weight per training manifest")
+    if train_weights is not None and tc.sortagrad:
+        raise ConfigError(
+            "train.sortagrad orders one training set by duration; it does not combine "
+            "with --train-weights (a weighted mix is drawn at random)"
+        )
     per_source = [_load_examples([p], config, f"train[{Path(p).name}]") for p in train_paths]
     if run.vocab.is_file():
         vocab = Vocabulary.load(run.vocab)
