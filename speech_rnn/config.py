@@ -51,6 +51,14 @@ class SpecAugmentConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    # speed factors, one drawn per training utterance and epoch (e.g. [0.9, 1.0, 1.1]);
+    # empty: off. Applied to the cached log-mel frames along time (a tempo change: the
+    # pitch stays), so an utterance of T frames becomes round(T / factor) frames
+    speed_perturb: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
 class TextConfig:
     charset: str = "abcdefghijklmnopqrstuvwxyz' "
     lowercase: bool = True
@@ -122,6 +130,7 @@ class Config:
     audio: AudioConfig = field(default_factory=AudioConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     specaugment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     text: TextConfig = field(default_factory=TextConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -213,6 +222,19 @@ def _coerce(value, wanted: type, where: str):
         if isinstance(value, str):
             return value
         raise ConfigError(f"{where}: expected a string, got {value!r}")
+    if wanted == tuple[float, ...]:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]
+        if isinstance(value, str):  # --set augment.speed_perturb=0.9,1.0,1.1
+            value = [v for v in value.replace(" ", "").split(",") if v]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list of numbers, got {value!r}")
+        try:
+            return tuple(
+                _coerce(_parse_scalar(v) if isinstance(v, str) else v, float, where) for v in value
+            )
+        except ConfigError:
+            raise ConfigError(f"{where}: expected a list of numbers, got {value!r}") from None
     return value
 
 
@@ -298,5 +320,9 @@ def _validate(obj, where: str) -> None:
         raise ConfigError(f"{where}.batch_size: must be at least 1")
     if isinstance(obj, TrainConfig) and obj.pictures_every < 0:
         raise ConfigError(f"{where}.pictures_every: must be >= 0 (0: no pictures)")
+    if isinstance(obj, AugmentConfig) and not all(0.5 <= f <= 2.0 for f in obj.speed_perturb):
+        raise ConfigError(
+            f"{where}.speed_perturb: factors must be in [0.5, 2], got {obj.speed_perturb}"
+        )
     if isinstance(obj, TextConfig) and len(set(obj.charset)) != len(obj.charset):
         raise ConfigError(f"{where}.charset: has repeated characters")

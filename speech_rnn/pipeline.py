@@ -20,7 +20,7 @@ import numpy as np
 from .audio import load_audio
 from .config import Config
 from .errors import AudioError
-from .features import FeatureExtractor, FeatureStats, spec_augment, window_dim
+from .features import FeatureExtractor, FeatureStats, change_speed, spec_augment, window_dim
 from .log import logger
 
 LABEL_PAD = -1
@@ -37,7 +37,9 @@ def bucket_boundaries(examples, config: Config):
     fc = config.features
     windows_per_second = 1000.0 / (fc.frame_step_ms * fc.stride)
     width = max(1, int(round(config.train.bucket_width_s * windows_per_second)))
-    longest = max(e.num_windows for e in examples) + 2
+    # speed perturbation below 1 stretches an utterance: the last boundary must still hold it
+    stretch = 1.0 / min(config.augment.speed_perturb, default=1.0)
+    longest = int(math.ceil(max(e.num_windows for e in examples) * max(1.0, stretch))) + 2
     return list(range(width, longest + width, width))
 
 
@@ -231,9 +233,14 @@ def make_dataset(
                 reshuffle_each_iteration=False,
             )
     augment = training and config.specaugment.enabled
+    speeds = np.asarray(config.augment.speed_perturb, np.float32) if training else None
 
     def to_windows(item):
         log_mel = item["log_mel"]
+        if speeds is not None and len(speeds):
+            seed = tf.stack([tc.seed + 104729 * epoch, item["index"] + 1])
+            pick = tf.random.stateless_uniform([], seed, 0, len(speeds), dtype=tf.int32)
+            log_mel = change_speed(log_mel, tf.gather(speeds, pick))
         if augment:
             seed = tf.stack([tc.seed + 7919 * epoch, item["index"]])
             log_mel = spec_augment(log_mel, config.specaugment, seed)

@@ -235,3 +235,74 @@ def test_fsdd_connected_holdout_speaker(small_fsdd, tmp_path):
     assert all("_theo_" in src for r in rows["test"] for src in r["sources"])
     with pytest.raises(ConfigError, match="other settings"):  # a folder keeps its split
         fsdd_connected(small_fsdd, tmp_path / "c", 6, 3, 4, progress=False)
+
+
+# -- speed perturbation ---------------------------------------------------------------------
+def test_change_speed_resamples_frames_by_the_factor():
+    from speech_rnn.features import change_speed
+
+    frames = np.stack([np.arange(100, dtype=np.float32), np.ones(100, np.float32)], axis=1)
+    assert change_speed(frames, 1.0).numpy().tolist() == frames.tolist()
+    slower, faster = change_speed(frames, 0.9).numpy(), change_speed(frames, 1.1).numpy()
+    assert slower.shape == (111, 2) and faster.shape == (91, 2)
+    assert faster[10, 0] == pytest.approx(11.0) and slower[10, 0] == pytest.approx(9.0)
+    assert np.all(faster[:, 1] == 1)  # interpolation, not new values
+
+
+def test_speed_perturb_changes_training_frames_only(kathleen_examples):
+    from speech_rnn.pipeline import make_dataset
+
+    examples, extractor = kathleen_examples
+
+    def lengths(overrides, training):
+        config = Config().with_overrides(["train.batch_size=2", *overrides])
+        ds = make_dataset(examples, config, extractor, training=training, epoch=0)
+        return {
+            int(i): int(n)
+            for b in ds
+            for i, n in zip(b["index"].numpy(), b["feature_lengths"].numpy(), strict=True)
+        }
+
+    plain = lengths([], True)
+    for factor in ("0.8", "1.25"):
+        perturbed = lengths([f"augment.speed_perturb={factor}", "specaugment.enabled=false"], True)
+        for i, n in plain.items():  # frames scale by 1/factor; windows follow within one
+            assert abs(perturbed[i] - n / float(factor)) <= 1.5, (factor, i, n, perturbed[i])
+    mixed = lengths(["augment.speed_perturb=0.8,1.0,1.25"], True)
+    assert len({round(mixed[i] / n, 1) for i, n in plain.items()}) > 1  # drawn per utterance
+    assert lengths(["augment.speed_perturb=0.8"], False) == lengths([], False)  # not in eval
+    assert Config().with_overrides(["augment.speed_perturb=0.9,1,1.1"]).augment.speed_perturb == (
+        0.9, 1.0, 1.1,
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="speed_perturb"):
+        Config().with_overrides(["augment.speed_perturb=3"])
+
+
+def test_every_lever_on_trains_and_reloads(tmp_path):
+    from speech_rnn.manifest import write_manifest
+    from speech_rnn.recognizer import load_model
+    from speech_rnn.train import train
+
+    clips = short_kathleen_clips(6, max_seconds=3.0)
+    write_manifest(clips, tmp_path / "train.jsonl")
+    levers = [
+        "model.lstm_layers=2",
+        "model.layer_norm=true",
+        "model.blank_bias_init=2",
+        "train.lr_schedule=warmup_cosine",
+        "train.warmup_steps=2",
+        "train.sortagrad=true",
+        "train.eval_at_stop=true",
+        "train.max_steps=2",
+        "train.max_minutes=5",
+        "augment.speed_perturb=0.9,1.0,1.1",
+    ]
+    config = Config().with_overrides(TINY_TRAIN + ["train.batch_size=2"] + levers)
+    run = tmp_path / "run"
+    metrics = train(tmp_path / "train.jsonl", tmp_path / "train.jsonl", run, config, 0)
+    assert metrics["steps"] == 2 and metrics["nonfinite_steps"] == 0
+    assert Config.load(run / "config.json") == config
+    assert metrics["best_from"]["step"] == 2  # evaluated where the budget ended
+    recognizer = load_model(run)
+    assert "layer_norm_0" in [layer.name for layer in recognizer.acoustic_model.layers]
+    assert isinstance(recognizer.transcribe(clips[0].audio_filepath).text, str)
