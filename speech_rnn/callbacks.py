@@ -204,6 +204,8 @@ class LearningRateAnnealer:
             self.state.evals_since_anneal = 0
             return
         self.state.evals_since_anneal += 1
+        if not getattr(self.schedule, "anneals", True):  # the schedule decays by itself
+            return
         if self.state.evals_since_anneal < self.tc.anneal_patience:
             return
         scale = float(self.schedule.scale.numpy())
@@ -335,6 +337,11 @@ class TrainingHooks(keras.callbacks.Callback):
         self._rate_mark = None
         self._epoch_complete = False
         self._hparams_written = False
+        self._budget_stop = False  # stopped mid-epoch by the time budget or max_steps
+        self._last_eval_step = -1
+        self._first_step = (
+            None  # (step, time, planned total) at the first paced step: see _pace_total_steps
+        )
 
     @property
     def step(self) -> int:
@@ -376,6 +383,10 @@ class TrainingHooks(keras.callbacks.Callback):
             if self.dev_examples:
                 self.evaluate()
             save_keras_atomic(self.trainer.acoustic_model, self.run.last_model)
+        elif self._budget_stop and self.dev_examples and self.step != self._last_eval_step:
+            if self.config.train.eval_at_stop:  # the last steps may hold the best weights
+                logger.info(f"budget reached mid-epoch: evaluating the step-{self.step} weights")
+                self.evaluate()
         self.checkpointer.save()
         if agreed:
             self._stop(agreed)
@@ -412,6 +423,8 @@ class TrainingHooks(keras.callbacks.Callback):
                 rate,
                 self.state.epoch,
             )
+        if step % LOG_EVERY == 0:
+            self._pace_total_steps(step)
         if tc.checkpoint_every_steps and step % tc.checkpoint_every_steps == 0:
             self.checkpointer.save()
         if tc.eval_every_steps and step % tc.eval_every_steps == 0 and self.dev_examples:
@@ -420,7 +433,25 @@ class TrainingHooks(keras.callbacks.Callback):
         if wanted and self.multiworker:
             self._pending_stop = wanted
         elif wanted or self.stops.steps(step):
+            self._budget_stop = not self.stops.signal_reason
             self._interrupt(wanted or self.stops.steps(step))
+
+    def _pace_total_steps(self, step: int) -> None:
+        """Under a time budget, a decaying schedule ends where the time runs out: the total
+        steps become those the pace so far reaches by the deadline (never more than the
+        budget's epochs or max_steps allow)."""
+        tc = self.config.train
+        if getattr(self.schedule, "anneals", True) or not tc.max_minutes:
+            return
+        if self._first_step is None:  # after the first steps (and their compilation)
+            self._first_step = (step, time.monotonic(), float(self.schedule.total_steps.numpy()))
+            return
+        first, started, planned = self._first_step
+        elapsed, left = time.monotonic() - started, self.stops.deadline - time.monotonic()
+        if step <= first or elapsed <= 0:
+            return
+        reachable = step + max(0.0, left) * (step - first) / elapsed
+        self.schedule.total_steps.assign(min(planned, max(float(step), reachable)))
 
     def on_epoch_end(self, epoch, logs=None):
         if logs and "loss" in logs:
@@ -452,6 +483,7 @@ class TrainingHooks(keras.callbacks.Callback):
     def evaluate(self) -> dict:
         decoded = self.dev()
         step = self.step
+        self._last_eval_step = step
         samples = utterance_report(
             decoded.ids[: self.config.train.log_samples], decoded.references, decoded.hypotheses
         )["per_utterance"]

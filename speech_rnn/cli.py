@@ -20,10 +20,11 @@ from .deploy import export, serve_cli
 from .errors import AudioError, ConfigError, SpeechRnnError
 from .evaluate import evaluate_run, format_report
 from .fileio import atomic_write_json, prepare_output_dir
-from .lm import build_arpa, tune
+from .lm import build_arpa, build_arpa_from_sentences, manifest_sentences, tune
 from .log import add_log_flags, configure_console
 from .recognizer import load_model
-from .runfolder import RunFolder
+from .runfolder import RunFolder, read_lm_settings
+from .runlm import DEFAULT_ALPHAS, DEFAULT_BETAS, attach_lm
 from .runs import runs_table
 from .runtime import add_threads_flag, apply_threads, max_threads, quiet_tensorflow
 from .synth import corpus as synth
@@ -36,6 +37,27 @@ def _log_flags() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     add_log_flags(parent)
     return parent
+
+
+def _add_no_lm_flag(p) -> None:
+    p.add_argument(
+        "--no-lm",
+        dest="use_lm",
+        action="store_false",
+        help="ignore the language model the run folder carries (lm.arpa, from "
+        "'speech-rnn lm attach'): greedy, or plain beam search with --beam",
+    )
+
+
+def _check_decoding(args) -> None:
+    """Decoding flags, checked before any model loads; the run's own LM counts as --lm."""
+    if args.lm and not args.use_lm:
+        raise ConfigError("--lm and --no-lm contradict each other: give one")
+    run_lm = read_lm_settings(RunFolder(args.model)) if args.use_lm and not args.lm else None
+    if run_lm and args.beam != 1:
+        decoding_options(args.beam, RunFolder(args.model).lm, args.alpha, args.beta)
+    else:
+        decoding_options(args.beam, args.lm, args.alpha, args.beta)
 
 
 # -- train ----------------------------------------------------------------------------------
@@ -156,15 +178,24 @@ def _add_evaluate(sub):
     p.add_argument("--model", required=True, metavar="RUN_DIR", help="trained run folder")
     p.add_argument("--manifest", required=True, help="manifest to score (JSONL or CSV)")
     p.add_argument(
-        "--beam", type=int, default=0, metavar="N", help="beam width (0 or 1: greedy decoding)"
+        "--beam",
+        type=int,
+        default=0,
+        metavar="N",
+        help="beam width (0: greedy, or the run's LM with its tuned beam if it carries "
+        "one; 1: greedy)",
     )
     p.add_argument(
         "--lm",
         metavar="ARPA",
-        help="word n-gram LM for beam search (speech-rnn lm build); implies --beam 16",
+        help="word n-gram LM for beam search (speech-rnn lm build); implies --beam 16; "
+        "replaces the run's own LM",
     )
-    p.add_argument("--alpha", type=float, help="LM weight (needs --lm; speech-rnn lm tune)")
-    p.add_argument("--beta", type=float, help="word insertion bonus (needs --lm)")
+    p.add_argument(
+        "--alpha", type=float, help="LM weight (needs --lm or a run LM; speech-rnn lm tune)"
+    )
+    p.add_argument("--beta", type=float, help="word insertion bonus (needs --lm or a run LM)")
+    _add_no_lm_flag(p)
     p.add_argument(
         "--which",
         choices=("best", "last"),
@@ -178,7 +209,7 @@ def _add_evaluate(sub):
 
 
 def _run_evaluate(args) -> int:
-    decoding_options(args.beam, args.lm, args.alpha, args.beta)
+    _check_decoding(args)
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
     report = evaluate_run(
@@ -191,6 +222,7 @@ def _run_evaluate(args) -> int:
         lm=args.lm,
         alpha=args.alpha,
         beta=args.beta,
+        use_lm=args.use_lm,
     )
     print(format_report(report))
     return 0
@@ -250,7 +282,11 @@ def _add_transcribe(sub):
         "subfolders; - is 'stdin')",
     )
     p.add_argument(
-        "--beam", type=int, metavar="N", help="beam width (default 0: greedy; 16 with --lm)"
+        "--beam",
+        type=int,
+        metavar="N",
+        help="beam width (default 0: greedy; 16 with --lm; the tuned one with the run's "
+        "own LM); 1: greedy even when the run carries an LM",
     )
     p.add_argument(
         "--lm",
@@ -258,11 +294,18 @@ def _add_transcribe(sub):
         help="word n-gram language model for beam search (see 'speech-rnn lm build')",
     )
     p.add_argument(
-        "--alpha", type=float, metavar="A", help="language model weight (needs --lm; default 0.5)"
+        "--alpha",
+        type=float,
+        metavar="A",
+        help="language model weight (needs --lm or a run LM; default 0.5 or the run's tuned one)",
     )
     p.add_argument(
-        "--beta", type=float, metavar="B", help="word insertion bonus (needs --lm; default 1.0)"
+        "--beta",
+        type=float,
+        metavar="B",
+        help="word insertion bonus (needs --lm or a run LM; default 1.0 or the run's tuned one)",
     )
+    _add_no_lm_flag(p)
     p.add_argument(
         "--batch-size",
         type=int,
@@ -313,7 +356,7 @@ def _expand_inputs(inputs, pattern=None):
 
 
 def _check_transcribe_args(args, count: int) -> tuple:
-    decoding_options(args.beam, args.lm, args.alpha, args.beta)
+    _check_decoding(args)
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
     if args.glob and not any(Path(i).is_dir() for i in args.inputs if i != "-"):
@@ -362,7 +405,7 @@ def _run_transcribe(args) -> int:
     if args.output_dir:  # before any work: unique output names and a writable folder
         names = output_names((source, root) for source, root, _ in items)
         prepare_output_dir(args.output_dir, "output folder (-o)")
-    recognizer = load_model(args.model, which=args.which)
+    recognizer = load_model(args.model, which=args.which, use_lm=args.use_lm)
     decode = dict(lm=args.lm, alpha=args.alpha, beta=args.beta, batch_size=args.batch_size)
     recognizer.decoding_options(args.beam or 0, args.lm, args.alpha, args.beta)  # fail early
     # tqdm's disable=None: a bar only when stderr is a terminal
@@ -453,12 +496,18 @@ def _add_lm(sub):
         "transcripts) into an interpolated modified Kneser-Ney "
         "n-gram model in ARPA format.",
     )
-    b.add_argument(
+    source = b.add_mutually_exclusive_group(required=True)
+    source.add_argument(
         "--text",
         nargs="+",
-        required=True,
         metavar="FILE",
         help="UTF-8 text file(s), one sentence per line",
+    )
+    source.add_argument(
+        "--manifest",
+        nargs="+",
+        metavar="MANIFEST",
+        help="count the transcripts of training manifest(s) (JSONL or CSV) instead",
     )
     b.add_argument("--order", type=int, default=3, metavar="N", help="n-gram order (default 3)")
     b.add_argument("--out", required=True, metavar="ARPA", help="ARPA file to write")
@@ -503,12 +552,65 @@ def _add_lm(sub):
         help="where to save the result (default: RUN_DIR/lm_tune_MANIFEST.json)",
     )
     t.set_defaults(func=_run_lm_tune)
+    a = lm_sub.add_parser(
+        "attach",
+        parents=[_log_flags()],
+        help="give a run folder its own LM: count training transcripts, tune on dev",
+        description="Count the transcripts of the training manifest(s) (never dev or "
+        "test) into RUN_DIR/lm.arpa, tune --alpha/--beta on --dev, and save them in "
+        "RUN_DIR/lm.json; transcribe and evaluate then decode with this LM unless "
+        "given --no-lm. Prints how many dev/--check sentences the LM text holds.",
+    )
+    a.add_argument("--model", required=True, metavar="RUN_DIR", help="trained run folder")
+    a.add_argument(
+        "--train",
+        nargs="+",
+        required=True,
+        metavar="MANIFEST",
+        help="manifest(s) whose transcripts the LM counts (the training set)",
+    )
+    a.add_argument(
+        "--dev",
+        metavar="MANIFEST",
+        help="tune alpha/beta on this manifest (default: keep alpha 0.5, beta 1.0)",
+    )
+    a.add_argument(
+        "--check",
+        nargs="+",
+        default=[],
+        metavar="MANIFEST",
+        help="held-out manifest(s) (test) whose sentence overlap with the LM text is "
+        "reported and saved",
+    )
+    a.add_argument("--order", type=int, default=3, metavar="N", help="n-gram order (default 3)")
+    a.add_argument("--which", choices=("best", "last"), default="best", help="model to tune with")
+    a.add_argument(
+        "--alphas",
+        metavar="LIST",
+        help="comma-separated LM weights to try on --dev (default "
+        + ",".join(f"{v:g}" for v in DEFAULT_ALPHAS)
+        + ")",
+    )
+    a.add_argument(
+        "--betas",
+        metavar="LIST",
+        help="comma-separated word bonuses to try on --dev (default "
+        + ",".join(f"{v:g}" for v in DEFAULT_BETAS)
+        + ")",
+    )
+    a.add_argument("--beam", type=int, default=16, metavar="N", help="beam width (default 16)")
+    a.set_defaults(func=_run_lm_attach)
 
 
 def _run_lm_build(args) -> int:
     if args.order < 1:
         raise ConfigError("--order must be at least 1")
-    report = build_arpa(args.text, args.out, order=args.order, normalize=args.normalize)
+    if args.manifest:
+        if not args.normalize:
+            raise ConfigError("--no-normalize applies to --text; transcripts are always normalized")
+        report = build_arpa_from_sentences(manifest_sentences(args.manifest), args.out, args.order)
+    else:
+        report = build_arpa(args.text, args.out, order=args.order, normalize=args.normalize)
     counts = ", ".join(f"{n} {k + 1}-grams" for k, n in enumerate(report.ngrams))
     print(
         f"{report.path}: order {report.order}, {report.sentences} sentences, "
@@ -554,6 +656,38 @@ def _run_lm_tune(args) -> int:
         f"(greedy {100 * result.greedy_wer:.2f}%)"
     )
     print(f"saved: {out}")
+    return 0
+
+
+def _run_lm_attach(args) -> int:
+    if args.order < 1:
+        raise ConfigError("--order must be at least 1")
+    if args.beam < 2:
+        raise ConfigError("--beam must be >= 2 (a language model needs beam search)")
+    if (args.alphas or args.betas) and not args.dev:
+        raise ConfigError("--alphas/--betas are tried on --dev: give --dev too")
+    alphas = _float_list(args.alphas, "--alphas") if args.alphas else DEFAULT_ALPHAS
+    betas = _float_list(args.betas, "--betas") if args.betas else DEFAULT_BETAS
+    settings = attach_lm(
+        args.model,
+        args.train,
+        args.dev,
+        args.check,
+        order=args.order,
+        alphas=alphas,
+        betas=betas,
+        beam_width=args.beam,
+        which=args.which,
+    )
+    for path, o in settings["overlap"].items():
+        print(f"{path}: {o['in_lm_text']} of {o['sentences']} sentences are in the LM text")
+    line = f"alpha {settings['alpha']:g} beta {settings['beta']:g} beam {settings['beam_width']}"
+    if settings["tuned_on"]:
+        line += (
+            f": dev WER {100 * settings['dev_wer']:.2f}% "
+            f"(greedy {100 * settings['dev_greedy_wer']:.2f}%)"
+        )
+    print(f"{RunFolder(args.model).lm}: {line}")
     return 0
 
 

@@ -51,6 +51,14 @@ class SpecAugmentConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    # speed factors, one drawn per training utterance and epoch (e.g. [0.9, 1.0, 1.1]);
+    # empty: off. Applied to the cached log-mel frames along time (a tempo change: the
+    # pitch stays), so an utterance of T frames becomes round(T / factor) frames
+    speed_perturb: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
 class TextConfig:
     charset: str = "abcdefghijklmnopqrstuvwxyz' "
     lowercase: bool = True
@@ -66,6 +74,10 @@ class ModelConfig:
     projection_units: int = 0  # optional Dense front-end before the LSTMs (0: none)
     dropout: float = 0.3  # between LSTM layers and before the output layer
     input_dropout: float = 0.1
+    layer_norm: bool = False  # LayerNormalization between the BiLSTM layers
+    # initial bias of the blank logit (0: Keras' zero bias like every other class); a
+    # positive value starts the model near "all blank", as CTC training soon finds anyway
+    blank_bias_init: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -79,12 +91,22 @@ class TrainConfig:
     max_steps: int = 0  # stop after this many optimizer steps (0: none)
     learning_rate: float = 1e-3
     warmup_steps: int = 300
+    # warmup_newbob: linear warm-up, then constant, lowered by newbob annealing (below);
+    # warmup_cosine: linear warm-up, then a cosine down to min_lr_scale at the last step;
+    # one_cycle: up from lr/25 over the first 30% of the steps, then a cosine down to
+    # min_lr_scale. The last two own the decay (no newbob); their total steps come from the
+    # budget: max_steps, else epochs (and, with max_minutes, the steps the time allows)
+    lr_schedule: str = "warmup_newbob"
+    sortagrad: bool = False  # epoch 1 in order of increasing duration (bucketed), then shuffled
     clipnorm: float = 5.0
     anneal_factor: float = 0.5  # lr *= factor when dev WER did not improve ...
     anneal_patience: int = 1  # ... for this many evaluations
     min_lr_scale: float = 0.01
     early_stop_patience: int = 6  # evaluations without dev WER improvement
     eval_every_steps: int = 0  # also evaluate every N steps (0: once per epoch)
+    # also evaluate when max_minutes or max_steps stops training inside an epoch, so that
+    # best.keras can be the last weights
+    eval_at_stop: bool = False
     checkpoint_every_steps: int = 200
     keep_checkpoints: int = 3
     jit_compile: bool = True
@@ -108,6 +130,7 @@ class Config:
     audio: AudioConfig = field(default_factory=AudioConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     specaugment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     text: TextConfig = field(default_factory=TextConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -199,6 +222,19 @@ def _coerce(value, wanted: type, where: str):
         if isinstance(value, str):
             return value
         raise ConfigError(f"{where}: expected a string, got {value!r}")
+    if wanted == tuple[float, ...]:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]
+        if isinstance(value, str):  # --set augment.speed_perturb=0.9,1.0,1.1
+            value = [v for v in value.replace(" ", "").split(",") if v]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list of numbers, got {value!r}")
+        try:
+            return tuple(
+                _coerce(_parse_scalar(v) if isinstance(v, str) else v, float, where) for v in value
+            )
+        except ConfigError:
+            raise ConfigError(f"{where}: expected a list of numbers, got {value!r}") from None
     return value
 
 
@@ -231,7 +267,9 @@ _CHOICES = {
     ("normalization",): ("global", "utterance", "none"),
     ("unknown",): ("drop", "error"),
     ("strategy",): ("auto", "default", "mirrored", "multiworker"),
+    ("lr_schedule",): ("warmup_newbob", "warmup_cosine", "one_cycle"),
 }
+_SIGNED = {"blank_bias_init"}  # numbers that may be negative
 
 
 def _validate(obj, where: str) -> None:
@@ -240,7 +278,8 @@ def _validate(obj, where: str) -> None:
         choices = _CHOICES.get((f.name,))
         if choices and value not in choices:
             raise ConfigError(f"{where}.{f.name}: {value!r} is not one of {', '.join(choices)}")
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+        negative = isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0
+        if negative and f.name not in _SIGNED:
             raise ConfigError(f"{where}.{f.name}: must not be negative, got {value}")
     if isinstance(obj, FeatureConfig):
         if obj.stack < 1 or obj.stride < 1:
@@ -272,9 +311,18 @@ def _validate(obj, where: str) -> None:
             )
     if isinstance(obj, ModelConfig) and obj.lstm_layers < 1:
         raise ConfigError(f"{where}.lstm_layers: must be at least 1")
+    if isinstance(obj, ModelConfig) and not abs(obj.blank_bias_init) < 100:
+        raise ConfigError(
+            f"{where}.blank_bias_init: must be a finite number below 100 in size, "
+            f"got {obj.blank_bias_init}"
+        )
     if isinstance(obj, TrainConfig) and obj.batch_size < 1:
         raise ConfigError(f"{where}.batch_size: must be at least 1")
     if isinstance(obj, TrainConfig) and obj.pictures_every < 0:
         raise ConfigError(f"{where}.pictures_every: must be >= 0 (0: no pictures)")
+    if isinstance(obj, AugmentConfig) and not all(0.5 <= f <= 2.0 for f in obj.speed_perturb):
+        raise ConfigError(
+            f"{where}.speed_perturb: factors must be in [0.5, 2], got {obj.speed_perturb}"
+        )
     if isinstance(obj, TextConfig) and len(set(obj.charset)) != len(obj.charset):
         raise ConfigError(f"{where}.charset: has repeated characters")

@@ -115,12 +115,14 @@ def evaluate_run(
     lm=None,
     alpha=None,
     beta=None,
+    use_lm: bool = True,
 ) -> dict:
-    """Evaluate a trained run on a manifest (greedy, beam, or beam with the word LM ``lm``);
-    write a JSON report with WER, CER and the decoding real-time factor; return it."""
+    """Evaluate a trained run on a manifest (greedy, beam, or beam with the word LM ``lm``,
+    by default the run's own LM if it carries one and ``use_lm``); write a JSON report with
+    WER, CER and the decoding real-time factor; return it."""
     import time
 
-    model = load_model(run_dir, which=which)
+    model = load_model(run_dir, which=which, use_lm=use_lm)
     problems = []
     utterances = read_manifest(manifest, problems=problems)
     result = check_utterances(utterances, model.vocab, model.config, enforce_duration=False)

@@ -34,7 +34,7 @@ from .fileio import atomic_write_text
 from .log import logger
 from .manifest import read_manifest
 from .scoring import score
-from .text import normalize_text
+from .text import DEFAULT_TEXT, normalize_text
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
@@ -62,6 +62,32 @@ def read_sentences(path, normalize: bool = True) -> list:
     if not sentences:
         raise LanguageModelError(f"{path}: no text to count")
     return sentences
+
+
+def manifest_sentences(paths, text_config=None) -> list:
+    """The transcripts of manifest(s) as word lists, normalized like training targets
+    (``text_config``: the run's, by default the project's); unusable lines are skipped."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    sentences = []
+    for path in paths:
+        for utt in read_manifest(path, problems=[], check_files=False):
+            try:
+                words = normalize_text(utt.text, text_config or DEFAULT_TEXT).split()
+            except SpeechRnnError:
+                continue
+            if words:
+                sentences.append(words)
+    if not sentences:
+        raise LanguageModelError(f"{', '.join(map(str, paths))}: no transcripts to count")
+    return sentences
+
+
+def sentence_overlap(lm_sentences, other_sentences) -> tuple:
+    """(how many of ``other_sentences`` occur verbatim in ``lm_sentences``, how many there
+    are): a test set whose sentences are in the LM's text is not a fair test."""
+    known = {tuple(s) for s in lm_sentences}
+    return sum(tuple(s) in known for s in other_sentences), len(other_sentences)
 
 
 def modified_kn_discounts(count_of_counts) -> tuple:
@@ -171,6 +197,11 @@ def build_arpa(
     if isinstance(text_paths, (str, Path)):
         text_paths = [text_paths]
     sentences = [s for path in text_paths for s in read_sentences(path, normalize)]
+    return build_arpa_from_sentences(sentences, out_path, order, discounts)
+
+
+def build_arpa_from_sentences(sentences, out_path, order: int = 3, discounts=None) -> BuildReport:
+    """Count word lists (already normalized) and write an ARPA model."""
     model = kneser_ney(sentences, order, discounts)
     write_arpa(model, out_path)
     per_order = Counter(len(g) for g in model)

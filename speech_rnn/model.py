@@ -110,9 +110,18 @@ def build_model(
             ProjectedLSTM(config.lstm_units, return_sequences=True, name=f"lstm_{i}"),
             name=f"bilstm_{i}",
         )(x)
+        if config.layer_norm and i < config.lstm_layers - 1:
+            x = layers.LayerNormalization(name=f"layer_norm_{i}")(x)
         if config.dropout:
             x = layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
-    logits = layers.Dense(num_classes, name="logits", dtype="float32")(x)
+    # blank is the last class; a constant bias vector is a built-in, safe_mode-loadable init
+    bias = [0.0] * (num_classes - 1) + [config.blank_bias_init]
+    logits = layers.Dense(
+        num_classes,
+        name="logits",
+        dtype="float32",
+        bias_initializer=keras.initializers.Constant(bias) if config.blank_bias_init else "zeros",
+    )(x)
     return keras.Model(inputs=[features, lengths], outputs=logits, name=name)
 
 

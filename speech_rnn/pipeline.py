@@ -20,7 +20,7 @@ import numpy as np
 from .audio import load_audio
 from .config import Config
 from .errors import AudioError
-from .features import FeatureExtractor, FeatureStats, spec_augment, window_dim
+from .features import FeatureExtractor, FeatureStats, change_speed, spec_augment, window_dim
 from .log import logger
 
 LABEL_PAD = -1
@@ -37,7 +37,9 @@ def bucket_boundaries(examples, config: Config):
     fc = config.features
     windows_per_second = 1000.0 / (fc.frame_step_ms * fc.stride)
     width = max(1, int(round(config.train.bucket_width_s * windows_per_second)))
-    longest = max(e.num_windows for e in examples) + 2
+    # speed perturbation below 1 stretches an utterance: the last boundary must still hold it
+    stretch = 1.0 / min(config.augment.speed_perturb, default=1.0)
+    longest = int(math.ceil(max(e.num_windows for e in examples) * max(1.0, stretch))) + 2
     return list(range(width, longest + width, width))
 
 
@@ -95,12 +97,20 @@ def _decode_for(sample_rate: int):
 
 
 def log_mel_dataset(
-    examples, config: Config, extractor: FeatureExtractor, cache_path=None, index_offset: int = 0
+    examples,
+    config: Config,
+    extractor: FeatureExtractor,
+    cache_path=None,
+    index_offset: int = 0,
+    order=None,
 ):
     """Decoded, featurized (log-mel) examples in order, cached on disk or in memory. Each
-    item's ``index`` is its position in ``examples`` plus ``index_offset``."""
+    item's ``index`` is its position in ``examples`` plus ``index_offset``. ``order``: a
+    permutation of the positions to read the examples in, uncached (one pass)."""
     import tensorflow as tf
 
+    positions = np.arange(len(examples)) if order is None else np.asarray(order, np.int64)
+    examples = [examples[i] for i in positions]
     paths = [e.utterance.audio_filepath for e in examples]
     # One concatenated array: tf.ragged.constant on Python lists is 20x slower.
     labels = tf.RaggedTensor.from_row_lengths(
@@ -113,7 +123,7 @@ def log_mel_dataset(
         {
             "path": tf.constant(paths),
             "labels": labels,
-            "index": tf.range(index_offset, index_offset + len(examples), dtype=tf.int32),
+            "index": tf.constant(positions + index_offset, tf.int32),
             "audio_seconds": tf.constant([e.utterance.duration for e in examples], tf.float32),
         }
     )
@@ -128,6 +138,8 @@ def log_mel_dataset(
 
     ds = source.map(to_log_mel, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.filter(lambda item: tf.shape(item["log_mel"])[0] > 0)
+    if order is not None:
+        return ds
     if cache_path is not None:
         Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_cache_lock(cache_path)
@@ -204,6 +216,14 @@ def make_dataset(
         ds = tf.data.Dataset.sample_from_datasets(
             parts, weights=[w for _, _, w in sources], seed=tc.seed + epoch
         ).take(len(examples))
+    elif training and tc.sortagrad and epoch == 0:
+        # SortaGrad: the first epoch from short to long (read once more from the audio, as
+        # the cache holds manifest order); bucketing keeps it sorted within each length
+        # bucket, and a bucket's last partial batch comes out at the end of the epoch
+        durations = [e.utterance.duration for e in examples]
+        ds = log_mel_dataset(
+            examples, config, extractor, order=np.argsort(durations, kind="stable")
+        )
     else:
         ds = source_datasets(examples, sources[:1], config, extractor, cache_path)[0]
         if training:
@@ -213,9 +233,14 @@ def make_dataset(
                 reshuffle_each_iteration=False,
             )
     augment = training and config.specaugment.enabled
+    speeds = np.asarray(config.augment.speed_perturb, np.float32) if training else None
 
     def to_windows(item):
         log_mel = item["log_mel"]
+        if speeds is not None and len(speeds):
+            seed = tf.stack([tc.seed + 104729 * epoch, item["index"] + 1])
+            pick = tf.random.stateless_uniform([], seed, 0, len(speeds), dtype=tf.int32)
+            log_mel = change_speed(log_mel, tf.gather(speeds, pick))
         if augment:
             seed = tf.stack([tc.seed + 7919 * epoch, item["index"]])
             log_mel = spec_augment(log_mel, config.specaugment, seed)

@@ -10,7 +10,10 @@ The recognizer uses the run's own config, vocabulary and feature statistics, and
 streamed and cut on silence into chunks of at most 30 s (:mod:`speech_rnn.longform`); the
 chunks, and many short files (:meth:`SpeechRecognizer.transcribe_many`), are run through
 the model in batches of similar length. Decoding is greedy, beam search, or beam search
-with a word n-gram language model (:mod:`speech_rnn.lm`).
+with a word n-gram language model (:mod:`speech_rnn.lm`). A run folder that carries its own
+LM (``lm.arpa`` + ``lm.json``, see ``speech-rnn lm attach``) decodes with it and its tuned
+weights by default: ``load_model(run, use_lm=False)`` (CLI ``--no-lm``) or ``beam_width=1``
+decodes greedily instead, and an explicit ``lm`` replaces it.
 
 Word times come from the decoded path: each emitted character occupies a run of output
 frames (greedy: the argmax runs; beam search: a forced alignment of the best beam), and one
@@ -54,7 +57,7 @@ from .longform import (
     split_at_gaps,
     stream_audio,
 )
-from .runfolder import RunFolder, load_keras_safe
+from .runfolder import RunFolder, load_keras_safe, read_lm_settings
 from .text import Vocabulary
 from .timing import snap_to_speech, speech_activity, word_confidence, word_items
 
@@ -96,7 +99,7 @@ class Transcription:
 class SpeechRecognizer:
     """A loaded run: config + vocabulary + feature statistics + acoustic model."""
 
-    def __init__(self, run_dir, which: str = "best"):
+    def __init__(self, run_dir, which: str = "best", use_lm: bool = True):
         run = RunFolder(run_dir)
         if not run.root.is_dir():
             raise RunFolderError(f"{run.root}: run folder not found")
@@ -127,6 +130,8 @@ class SpeechRecognizer:
         self.space_id = self.vocab.chars.index(" ") if " " in self.vocab.chars else -1
         self.max_lag_frames = int(round(0.3 / self.seconds_per_window))
         self._lms = {}
+        # the run's own LM and tuned weights: the default decoding unless switched off
+        self.run_lm = read_lm_settings(run) if use_lm else None
 
     # -- model ------------------------------------------------------------------------------
     def load_waveform(self, audio, sample_rate: int | None = None) -> np.ndarray:
@@ -177,7 +182,14 @@ class SpeechRecognizer:
         self, beam_width: int = 0, lm=None, alpha=None, beta=None
     ) -> DecodingOptions:
         """Validated options (:func:`decoding.decoding_options`); the LM file, if any, is
-        loaded (once) here, so that a bad one fails before any audio is decoded."""
+        loaded (once) here, so that a bad one fails before any audio is decoded. Without
+        ``lm``, a run that carries its own LM uses it (with its tuned alpha, beta and beam,
+        each replaced by an explicit value) unless ``beam_width`` is 1 (greedy)."""
+        if lm is None and self.run_lm is not None and (beam_width or 0) != 1:
+            lm = self.run.lm
+            alpha = self.run_lm["alpha"] if alpha is None else alpha
+            beta = self.run_lm["beta"] if beta is None else beta
+            beam_width = beam_width or self.run_lm["beam_width"]
         options = decoding_options(beam_width, lm, alpha, beta)
         if options.lm:
             self.language_model(options.lm)
@@ -446,6 +458,7 @@ def waveform_from_array(audio) -> np.ndarray:
     return np.ascontiguousarray(waveform, dtype=np.float32)
 
 
-def load_model(run_dir, which: str = "best") -> SpeechRecognizer:
-    """Load a run folder for transcription (``which``: "best" by dev WER, or "last")."""
-    return SpeechRecognizer(run_dir, which=which)
+def load_model(run_dir, which: str = "best", use_lm: bool = True) -> SpeechRecognizer:
+    """Load a run folder for transcription (``which``: "best" by dev WER, or "last").
+    ``use_lm``: decode with the run's own language model when it carries one (default)."""
+    return SpeechRecognizer(run_dir, which=which, use_lm=use_lm)

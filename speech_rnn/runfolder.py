@@ -10,6 +10,8 @@ tensorboard/         train/ and dev/ event files
 env.json             versions, device, git hash, seed, command line
 metrics.json         final metrics; history.jsonl: one line per evaluation
 cache/               cached training features (safe to delete)
+lm.arpa, lm.json     optional: the run's word n-gram LM and its tuned decoding weights
+                     (alpha, beta, beam width); transcribe/evaluate use it unless --no-lm
 train.lock           held (flock) by the one process training into the folder: pid, host,
                      start time; the kernel releases it when that process ends, even by
                      kill -9, so a stale file never blocks a resume
@@ -53,6 +55,8 @@ class RunFolder:
     nonfinite_log = property(lambda self: self.root / "nonfinite_batches.log")
     cache = property(lambda self: self.root / "cache")
     lock = property(lambda self: self.root / "train.lock")
+    lm = property(lambda self: self.root / "lm.arpa")
+    lm_settings = property(lambda self: self.root / "lm.json")
 
     def exists(self) -> bool:
         return self.config.is_file()
@@ -67,6 +71,27 @@ class RunFolder:
             f"{self.root}: no trained model (best.keras / last.keras) found; "
             "is this a run folder that has finished at least one epoch?"
         )
+
+
+def read_lm_settings(run: RunFolder) -> dict | None:
+    """The run's own LM settings (``lm.json`` beside ``lm.arpa``), or None if it carries no
+    LM. A half-present or unreadable pair is a RunFolderError, never a silent fallback."""
+    if not run.lm_settings.is_file() and not run.lm.is_file():
+        return None
+    if not (run.lm_settings.is_file() and run.lm.is_file()):
+        raise RunFolderError(
+            f"{run.root}: lm.arpa and lm.json go together and one is missing; "
+            "rebuild it with 'speech-rnn lm attach', or delete the other"
+        )
+    try:
+        settings = json.loads(run.lm_settings.read_text(encoding="utf-8"))
+        alpha, beta = float(settings["alpha"]), float(settings["beta"])
+        beam = int(settings["beam_width"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise RunFolderError(f"{run.lm_settings}: not readable LM settings ({e})") from None
+    if beam < 2 or alpha < 0 or beta < 0:
+        raise RunFolderError(f"{run.lm_settings}: needs alpha, beta >= 0 and beam_width >= 2")
+    return {**settings, "alpha": alpha, "beta": beta, "beam_width": beam}
 
 
 class RunLockedError(RunFolderError):

@@ -249,6 +249,11 @@ def _prepare_data(train_manifests, train_weights, dev_manifest, run, own, config
         len(train_weights) != len(train_paths) or any(w <= 0 for w in train_weights)
     ):
         raise ConfigError("give one positive weight per training manifest")
+    if train_weights is not None and tc.sortagrad:
+        raise ConfigError(
+            "train.sortagrad orders one training set by duration; it does not combine "
+            "with --train-weights (a weighted mix is drawn at random)"
+        )
     per_source = [_load_examples([p], config, f"train[{Path(p).name}]") for p in train_paths]
     if run.vocab.is_file():
         vocab = Vocabulary.load(run.vocab)
@@ -331,7 +336,9 @@ def build_training(config, data: TrainingData, replicas: int) -> TrainingParts:
     # Linear scaling rule: the global batch grows with the replicas, so does the rate;
     # the warm-up keeps the first steps stable.
     base_lr = tc.learning_rate * (replicas if tc.scale_lr else 1)
-    schedule = WarmupAnnealSchedule(base_lr, tc.warmup_steps)
+    schedule = WarmupAnnealSchedule(
+        base_lr, tc.warmup_steps, tc.lr_schedule, min_scale=tc.min_lr_scale
+    )
     optimizer = make_optimizer(
         schedule,
         tc.clipnorm,
@@ -477,6 +484,7 @@ def _fit(
     steps, exact = batches_per_epoch(
         data.train_examples, data.boundaries, batch_sizes, data.sources
     )
+    parts.schedule.total_steps.assign(float(planned_steps(tc, steps)))
     progress = TrainingProgress(tc.epochs, tc.max_minutes) if verbose else None
     previous_handlers = _install_signal_handlers(hooks)
     try:
@@ -515,6 +523,13 @@ def _fit(
             progress.close()
         hooks.close()
     return hooks.finish()
+
+
+def planned_steps(tc, steps_per_epoch: int) -> int:
+    """The optimizer steps the budget allows, as far as it is known before training:
+    ``max_steps``, else all epochs (a time budget is estimated during training)."""
+    by_epochs = tc.epochs * max(1, steps_per_epoch)
+    return min(tc.max_steps, by_epochs) if tc.max_steps else by_epochs
 
 
 def _data_info(data: TrainingData, train_weights) -> dict:

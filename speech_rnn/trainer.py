@@ -11,6 +11,8 @@ replica computes its share of the global-batch mean.
 
 from __future__ import annotations
 
+import math
+
 import keras
 import tensorflow as tf
 
@@ -18,22 +20,74 @@ from .compat import BuiltBeforeFit
 
 
 class WarmupAnnealSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up to ``base_lr``, then ``base_lr * scale``; the training hooks lower
-    ``scale`` when the dev WER stops improving (newbob annealing). ``scale`` is a variable,
-    saved in the checkpoint, so a resumed run continues at the same rate."""
+    """The learning rate at a step, times ``scale``, a variable saved in the checkpoint.
 
-    def __init__(self, base_lr: float, warmup_steps: int):
+    * ``warmup_newbob`` (the default): linear warm-up to ``base_lr``, then constant; the
+      training hooks lower ``scale`` when the dev loss stops improving (newbob annealing),
+      so a resumed run continues at the same rate.
+    * ``warmup_cosine``: the same warm-up, then a cosine from ``base_lr`` down to
+      ``base_lr * min_scale`` at ``total_steps``.
+    * ``one_cycle``: a cosine from ``base_lr / 25`` up to ``base_lr`` over the first
+      ``ONE_CYCLE_RISE`` of ``total_steps``, then a cosine down to ``base_lr * min_scale``.
+
+    ``total_steps`` is a variable (not saved): the training hooks set it from the budget
+    and, under a time budget, re-estimate it from the pace so far."""
+
+    KINDS = ("warmup_newbob", "warmup_cosine", "one_cycle")
+    ONE_CYCLE_RISE = 0.3
+    ONE_CYCLE_START = 1 / 25
+
+    def __init__(
+        self,
+        base_lr: float,
+        warmup_steps: int,
+        kind: str = "warmup_newbob",
+        total_steps: int = 0,
+        min_scale: float = 0.01,
+    ):
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown learning-rate schedule {kind!r}")
         self.base_lr = float(base_lr)
         self.warmup_steps = int(warmup_steps)
+        self.kind = kind
+        self.min_scale = float(min_scale)
         self.scale = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="lr_scale")
+        self.total_steps = tf.Variable(
+            float(max(1, total_steps)), trainable=False, dtype=tf.float32, name="lr_total_steps"
+        )
+
+    @property
+    def anneals(self) -> bool:
+        """Whether newbob annealing applies (the other schedules decay by themselves)."""
+        return self.kind == "warmup_newbob"
+
+    def _cosine(self, fraction, high, low):
+        fraction = tf.clip_by_value(fraction, 0.0, 1.0)
+        return low + (high - low) * 0.5 * (1.0 + tf.cos(math.pi * fraction))
 
     def __call__(self, step):
         step = tf.cast(step, tf.float32)
-        warmup = tf.minimum(1.0, (step + 1.0) / max(1, self.warmup_steps))
-        return self.base_lr * warmup * self.scale
+        total = tf.maximum(self.total_steps, 1.0)
+        if self.kind == "one_cycle":
+            rise = tf.maximum(1.0, self.ONE_CYCLE_RISE * total)
+            up = self._cosine(step / rise, 1.0, self.ONE_CYCLE_START)  # cos from start to 1
+            up = 1.0 + self.ONE_CYCLE_START - up
+            down = self._cosine((step - rise) / tf.maximum(1.0, total - rise), 1.0, self.min_scale)
+            shape = tf.where(step < rise, up, down)
+        else:
+            shape = tf.minimum(1.0, (step + 1.0) / max(1, self.warmup_steps))
+            if self.kind == "warmup_cosine":
+                decay_steps = tf.maximum(1.0, total - self.warmup_steps)
+                shape *= self._cosine((step - self.warmup_steps) / decay_steps, 1.0, self.min_scale)
+        return self.base_lr * shape * self.scale
 
     def get_config(self):
-        return {"base_lr": self.base_lr, "warmup_steps": self.warmup_steps}
+        return {
+            "base_lr": self.base_lr,
+            "warmup_steps": self.warmup_steps,
+            "kind": self.kind,
+            "min_scale": self.min_scale,
+        }
 
 
 def make_optimizer(schedule, clipnorm: float, replicas: int, float16: bool):

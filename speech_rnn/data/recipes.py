@@ -9,6 +9,11 @@
   ([start, end, word] in seconds, measured on the written audio) and ``sources`` (the FSDD
   recording of each word). Deterministic for a seed and resumable.
 * ``kathleen``: the read English sentences, split by prompt id (``prepare.prepare``).
+
+Both fsdd recipes take ``holdout_speaker`` (``--holdout-speaker NAME``): leave one speaker
+out. Every recording of that speaker goes to test and none to train or dev; the other
+speakers' official test takes (0-4) join their training takes, so test holds only the
+unseen voice.
 """
 
 from __future__ import annotations
@@ -54,6 +59,31 @@ def split_of_take(take: int) -> str:
     return "dev" if take in DEV_TAKES else "train"
 
 
+def split_of_recording(take: int, speaker: str, holdout_speaker: str | None = None) -> str:
+    """The split of a recording: by take (:func:`split_of_take`), or with a held-out speaker,
+    test for all of that speaker's takes and never test for anyone else's."""
+    if holdout_speaker is None:
+        return split_of_take(take)
+    if speaker == holdout_speaker:
+        return "test"
+    return "dev" if take in DEV_TAKES else "train"
+
+
+def check_holdout_speaker(source, holdout_speaker: str | None) -> None:
+    """A ConfigError unless ``holdout_speaker`` is None or a speaker of the FSDD files in
+    ``source``."""
+    if holdout_speaker is None:
+        return
+    speakers = sorted({r.speaker for r in fsdd_recordings(source)})
+    if holdout_speaker not in speakers:
+        raise ConfigError(
+            f"--holdout-speaker {holdout_speaker!r} is not a speaker of {source}; "
+            f"speakers: {', '.join(speakers) or 'none found'}"
+        )
+    if len(speakers) < 2:
+        raise ConfigError("--holdout-speaker needs at least two speakers in the source")
+
+
 def default_source(name: str) -> Path:
     """``<shared data>/<name>``, or a ConfigError saying that --source is needed."""
     shared = default_shared_data()
@@ -68,14 +98,16 @@ def default_source(name: str) -> Path:
 # -- fsdd: isolated digits --------------------------------------------------------------
 
 
-def fsdd(source, out_dir) -> dict:
-    """Write ``out_dir/{train,dev,test}.jsonl`` for isolated digits; returns the paths."""
+def fsdd(source, out_dir, holdout_speaker: str | None = None) -> dict:
+    """Write ``out_dir/{train,dev,test}.jsonl`` for isolated digits; returns the paths.
+    ``holdout_speaker``: all of that speaker's recordings are test, no one else's."""
+    check_holdout_speaker(source, holdout_speaker)
     problems = []
     imported = import_layout(source, "fsdd", problems)
     splits = {split: [] for split in SPLITS}
     for utt in imported["train"] + imported["test"]:
-        take = parse_fsdd_name(utt.audio_filepath).take
-        splits[split_of_take(take)].append(utt)
+        name = parse_fsdd_name(utt.audio_filepath)
+        splits[split_of_recording(name.take, name.speaker, holdout_speaker)].append(utt)
     for split, utts in splits.items():
         if not utts:
             raise ManifestError(source, f"no usable recordings for the {split} split")
@@ -109,14 +141,15 @@ class ConnectedPlan:
         return f"{self.split}-{self.index:06d}"
 
 
-def _fsdd_pool(source: Path) -> dict:
+def _fsdd_pool(source: Path, holdout_speaker: str | None = None) -> dict:
     """``{split: {speaker: {digit: [path, ...]}}}`` over the FSDD files in ``source``."""
     pool = {split: {} for split in SPLITS}
     found = fsdd_recordings(source)
     if not found:
         raise ManifestError(source, "no FSDD recordings ({digit}_{speaker}_{index}.wav) found")
     for r in found:
-        by_digit = pool[split_of_take(r.take)].setdefault(r.speaker, {})
+        split = split_of_recording(r.take, r.speaker, holdout_speaker)
+        by_digit = pool[split].setdefault(r.speaker, {})
         by_digit.setdefault(r.digit, []).append((r.take, r.path))
     out = {}
     for split, speakers in pool.items():
@@ -260,6 +293,7 @@ def fsdd_connected(
     test_count: int = 500,
     seed: int = 0,
     progress: bool = True,
+    holdout_speaker: str | None = None,
 ) -> dict:
     """Build connected-digit utterances into ``out_dir/audio`` and write the manifests
     (``count`` train, ``dev_count`` dev, ``test_count`` test); returns ``{split: path}``.
@@ -273,17 +307,17 @@ def fsdd_connected(
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     source, out_dir = Path(source), Path(out_dir)
-    pool = _fsdd_pool(source)
-    _check_settings(
-        out_dir,
-        {
-            "recipe": "fsdd-connected",
-            "version": CONNECTED_VERSION,
-            "seed": seed,
-            "sample_rate": CONNECTED_RATE,
-            "source": _fingerprint(source),
-        },
-    )
+    check_holdout_speaker(source, holdout_speaker)
+    pool = _fsdd_pool(source, holdout_speaker)
+    settings = {
+        "recipe": "fsdd-connected",
+        "version": CONNECTED_VERSION,
+        "seed": seed,
+        "sample_rate": CONNECTED_RATE,
+        "source": _fingerprint(source),
+        "holdout_speaker": holdout_speaker,  # None matches folders recorded before the key
+    }
+    _check_settings(out_dir, settings)
     audio_dir = out_dir / "audio"
     audio_dir.mkdir(parents=True, exist_ok=True)
     recordings = _Recordings()
@@ -362,15 +396,26 @@ def _common(parser, name: str) -> None:
     )
 
 
+def _holdout_flag(parser) -> None:
+    parser.add_argument(
+        "--holdout-speaker",
+        metavar="NAME",
+        help="leave one speaker out: all of NAME's recordings are test, none are train or "
+        "dev (the others' test takes 0-4 join train); default: the official split",
+    )
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``recipe`` command's sub-commands to an argparse (sub)parser."""
     names = parser.add_subparsers(dest="recipe", required=True, metavar="RECIPE")
     p = names.add_parser("fsdd", help="isolated digits: official split, dev = takes 5-9")
     _common(p, "fsdd")
+    _holdout_flag(p)
     p = names.add_parser(
         "fsdd-connected", help="3-7 digit strings joined from one speaker's recordings"
     )
     _common(p, "fsdd")
+    _holdout_flag(p)
     p.add_argument(
         "--count",
         type=int,
@@ -424,7 +469,7 @@ def run(args) -> int:
     folder = "kathleen" if args.recipe == "kathleen" else "fsdd"
     source = args.source or default_source(folder)
     if args.recipe == "fsdd":
-        manifests = fsdd(source, args.out)
+        manifests = fsdd(source, args.out, args.holdout_speaker)
     elif args.recipe == "fsdd-connected":
         manifests = fsdd_connected(
             source,
@@ -434,6 +479,7 @@ def run(args) -> int:
             test_count=args.test_count,
             seed=args.seed,
             progress=not args.quiet,
+            holdout_speaker=args.holdout_speaker,
         )
     else:
         manifests = kathleen(source, args.out, seed=args.seed)

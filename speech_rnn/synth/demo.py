@@ -4,6 +4,9 @@
 from our own generator in many voices (cached in ``data/generated/synthetic``), the default
 model trains within a wall-clock budget with TensorBoard logs in ``runs/demo``, and the
 held-out split (unseen voices, unseen sentences) is scored and a few files transcribed.
+Unless ``--no-lm``, a word 3-gram LM counted from the training sentences alone (never dev or
+test: their overlap with it is printed) is tuned on dev and saved in the run folder
+(``speech-rnn lm attach``), and the test set is scored greedy and with the LM side by side.
 Running it again reuses the corpus and resumes the run.
 """
 
@@ -19,6 +22,7 @@ from ..evaluate import evaluate_run
 from ..log import add_log_flags
 from ..manifest import read_manifest
 from ..recognizer import load_model
+from ..runlm import attach_lm
 from ..text import normalize_text
 from ..train import train
 from .corpus import build_corpus
@@ -72,6 +76,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="held-out files to transcribe at the end (default: %(default)s)",
     )
+    parser.add_argument(
+        "--lm",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="count a word LM from the training sentences into the run folder, tune it "
+        "on dev, and score test with it too (default: on)",
+    )
 
 
 def run(args) -> int:
@@ -88,15 +99,34 @@ def run(args) -> int:
     )
     train(manifests["train"], manifests["dev"], args.out, config, verbose=0 if args.quiet else 1)
 
-    print("[3/4] held-out test set (unseen voices and sentences), greedy decoding")
-    report = evaluate_run(args.out, manifests["test"], out=args.out / "demo_test_report.json")
-    print(
-        f"      test WER {100 * report['wer']:.2f}%  CER {100 * report['cer']:.2f}%  "
-        f"({report['utterances']} utterances)"
-    )
+    print("[3/4] held-out test set (unseen voices and sentences)")
+    if args.lm:
+        settings = attach_lm(args.out, manifests["train"], manifests["dev"], [manifests["test"]])
+        for path, o in settings["overlap"].items():
+            print(
+                f"      {Path(path).name}: {o['in_lm_text']} of {o['sentences']} sentences in LM text"
+            )
+        print(
+            f"      LM: {settings['sentences']} training sentences, order {settings['order']}; "
+            f"tuned on dev: alpha {settings['alpha']:g} beta {settings['beta']:g}"
+        )
+    reports = {
+        "greedy": evaluate_run(
+            args.out, manifests["test"], out=args.out / "demo_test_report.json", use_lm=False
+        )
+    }
+    if args.lm:
+        reports["with LM"] = evaluate_run(
+            args.out, manifests["test"], out=args.out / "demo_test_report_lm.json"
+        )
+    for name, report in reports.items():
+        print(
+            f"      {name + ':':<8} test WER {100 * report['wer']:.2f}%  "
+            f"CER {100 * report['cer']:.2f}%  ({report['utterances']} utterances)"
+        )
 
     print(f"[4/4] transcribing {args.samples} held-out files")
-    recognizer = load_model(args.out)
+    recognizer = load_model(args.out, use_lm=args.lm)
     test = read_manifest(manifests["test"])
     for utt in random.Random(args.seed).sample(test, min(args.samples, len(test))):
         result = recognizer.transcribe(utt.audio_filepath)
@@ -105,6 +135,9 @@ def run(args) -> int:
             f"    ref: {normalize_text(utt.text, recognizer.config.text)}\n"
             f"    hyp: {result.text}"
         )
+        if recognizer.run_lm is not None:
+            greedy = recognizer.transcribe(utt.audio_filepath, beam_width=1)
+            print(f"    greedy (no LM): {greedy.text}")
     print(
         f"\nrun folder: {args.out}\nmonitor:    tensorboard --logdir {args.out.parent} "
         f"--host 127.0.0.1\ntranscribe: speech-rnn transcribe --model {args.out} FILE..."

@@ -1,0 +1,308 @@
+"""The accuracy levers of issue 11, each off by default: what each one does (not whether it
+helps, which needs long runs). Model: ``layer_norm``, ``blank_bias_init``; training:
+``lr_schedule``, ``sortagrad``, ``eval_at_stop``; data: leave one fsdd speaker out."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import TINY_TRAIN, short_kathleen_clips
+
+from speech_rnn.config import Config
+from speech_rnn.errors import ConfigError
+
+tf = pytest.importorskip("tensorflow")
+
+
+# -- model ----------------------------------------------------------------------------------
+def test_layer_norm_sits_between_the_bilstm_layers():
+    from speech_rnn.config import ModelConfig
+    from speech_rnn.model import build_model, count_parameters
+
+    units, dim, classes = 8, 12, 5
+    plain = build_model(ModelConfig(lstm_layers=3, lstm_units=units), dim, classes)
+    normed = build_model(
+        ModelConfig(lstm_layers=3, lstm_units=units, layer_norm=True), dim, classes
+    )
+    names = [layer.name for layer in normed.layers]
+    assert not any("layer_norm" in layer.name for layer in plain.layers)
+    assert [n for n in names if n.startswith("layer_norm")] == ["layer_norm_0", "layer_norm_1"]
+    assert names.index("bilstm_0") < names.index("layer_norm_0") < names.index("bilstm_1")
+    # gamma and beta over the 2 x units BiLSTM outputs, after all but the last layer
+    assert count_parameters(normed) - count_parameters(plain) == 2 * (2 * 2 * units)
+
+
+def test_blank_bias_init_sets_only_the_blank_logit(tmp_path):
+    from speech_rnn.config import ModelConfig
+    from speech_rnn.model import build_model
+    from speech_rnn.runfolder import load_keras_safe
+
+    default = build_model(ModelConfig(lstm_layers=1, lstm_units=4), 6, 5)
+    assert np.all(default.get_layer("logits").bias.numpy() == 0)
+    model = build_model(ModelConfig(lstm_layers=1, lstm_units=4, blank_bias_init=-1.5), 6, 5)
+    bias = model.get_layer("logits").bias.numpy()
+    assert bias[-1] == -1.5 and np.all(bias[:-1] == 0)  # blank is the last class
+    model.save(tmp_path / "m.keras")
+    assert load_keras_safe(tmp_path / "m.keras").get_layer("logits").bias.numpy()[-1] == -1.5
+    assert Config().with_overrides(["model.blank_bias_init=3"]).model.blank_bias_init == 3.0
+    with pytest.raises(ConfigError, match="blank_bias_init"):
+        Config().with_overrides(["model.blank_bias_init=nan"])
+    with pytest.raises(ConfigError, match="must not be negative"):  # others stay checked
+        Config().with_overrides(["model.dropout=-0.1"])
+
+
+# -- learning rate --------------------------------------------------------------------------
+def lr(schedule, step):
+    return float(schedule(step))
+
+
+def test_default_schedule_is_warmup_then_newbob_scale():
+    from speech_rnn.trainer import WarmupAnnealSchedule
+
+    s = WarmupAnnealSchedule(1e-3, 10)
+    assert Config().train.lr_schedule == "warmup_newbob" and s.anneals
+    assert lr(s, 0) == pytest.approx(1e-4) and lr(s, 4) == pytest.approx(5e-4)
+    assert lr(s, 9) == lr(s, 10_000) == pytest.approx(1e-3)
+    s.scale.assign(0.5)
+    assert lr(s, 10_000) == pytest.approx(5e-4)
+
+
+def test_warmup_cosine_decays_to_min_scale_at_the_last_step():
+    from speech_rnn.trainer import WarmupAnnealSchedule
+
+    s = WarmupAnnealSchedule(1.0, 10, "warmup_cosine", total_steps=110, min_scale=0.01)
+    assert not s.anneals
+    assert lr(s, 0) == pytest.approx(0.1) and lr(s, 10) == pytest.approx(1.0)
+    assert lr(s, 60) == pytest.approx(0.01 + 0.99 * 0.5, abs=1e-6)  # halfway: the midpoint
+    assert lr(s, 110) == pytest.approx(0.01) and lr(s, 500) == pytest.approx(0.01)
+    s.total_steps.assign(210.0)  # a longer budget stretches the decay
+    assert lr(s, 110) == pytest.approx(0.505, abs=1e-6)
+
+
+def test_one_cycle_rises_over_30_percent_then_falls():
+    from speech_rnn.trainer import WarmupAnnealSchedule
+
+    s = WarmupAnnealSchedule(1.0, 300, "one_cycle", total_steps=100, min_scale=0.01)
+    assert lr(s, 0) == pytest.approx(1 / 25)
+    assert lr(s, 15) == pytest.approx((1 + 1 / 25) / 2, abs=1e-6)
+    assert lr(s, 30) == pytest.approx(1.0)
+    assert lr(s, 65) == pytest.approx((1 + 0.01) / 2, abs=1e-6)
+    assert lr(s, 100) == pytest.approx(0.01)
+    steps = [lr(s, i) for i in range(101)]
+    assert steps.index(max(steps)) == 30
+
+
+def test_decaying_schedules_turn_newbob_off_and_take_total_steps_from_the_budget():
+    from speech_rnn.callbacks import LearningRateAnnealer
+    from speech_rnn.train import TrainState, planned_steps
+    from speech_rnn.trainer import WarmupAnnealSchedule
+
+    tc = Config().with_overrides(["train.anneal_patience=1"]).train
+    for kind, expected in (("warmup_newbob", 0.5), ("warmup_cosine", 1.0)):
+        schedule = WarmupAnnealSchedule(1.0, 1, kind)
+        state = TrainState(best_loss=1.0)
+        LearningRateAnnealer(schedule, tc, state).update(2.0)  # no improvement
+        assert float(schedule.scale.numpy()) == expected, kind
+    assert planned_steps(Config().with_overrides(["train.max_steps=70"]).train, 40) == 70
+    assert planned_steps(Config().with_overrides(["train.epochs=3"]).train, 40) == 120
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        Config().with_overrides(["train.lr_schedule=linear"])
+
+
+# -- SortaGrad ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def kathleen_examples():
+    from speech_rnn.features import FeatureExtractor, FeatureStats, feature_dim
+    from speech_rnn.preflight import check_utterances
+    from speech_rnn.text import Vocabulary
+
+    clips = short_kathleen_clips(10, max_seconds=3.0)
+    vocab = Vocabulary(tuple("abcdefghijklmnopqrstuvwxyz' "))
+    config = Config().with_overrides(["train.batch_size=2", "train.bucket_width_s=100"])
+    result = check_utterances(clips, vocab, config, decode_audio=False)
+    dim = feature_dim(config.features)
+    stats = FeatureStats((0.0,) * dim, (1.0,) * dim)
+    return list(result.examples), FeatureExtractor(config.features, 16000, stats)
+
+
+def epoch_order(examples, extractor, overrides, epoch):
+    from speech_rnn.pipeline import make_dataset
+
+    config = Config().with_overrides(["train.batch_size=2", "train.bucket_width_s=100", *overrides])
+    ds = make_dataset(examples, config, extractor, training=True, epoch=epoch)
+    return [int(i) for batch in ds for i in batch["index"].numpy()]
+
+
+def test_sortagrad_reads_epoch_one_short_to_long_then_shuffles(kathleen_examples):
+    examples, extractor = kathleen_examples
+    durations = [e.utterance.duration for e in examples]
+    assert len(set(durations)) == len(durations) > 5
+    by_duration = sorted(range(len(examples)), key=durations.__getitem__)
+    first = epoch_order(examples, extractor, ["train.sortagrad=true"], 0)
+    assert first == by_duration  # one length bucket: exactly sorted
+    second = epoch_order(examples, extractor, ["train.sortagrad=true"], 1)
+    assert sorted(second) == sorted(by_duration) and second != by_duration
+    assert second == epoch_order(examples, extractor, [], 1)  # later epochs: as without it
+    assert epoch_order(examples, extractor, [], 0) != by_duration  # the default shuffles
+
+
+def test_sortagrad_refuses_a_weighted_mix(tmp_path):
+    from speech_rnn.manifest import write_manifest
+    from speech_rnn.train import train
+
+    write_manifest(short_kathleen_clips(2, max_seconds=3.0), tmp_path / "t.jsonl")
+    config = Config().with_overrides(TINY_TRAIN + ["train.sortagrad=true"])
+    with pytest.raises(ConfigError, match="sortagrad"):
+        train([tmp_path / "t.jsonl"] * 2, None, tmp_path / "run", config, 0, [1.0, 2.0])
+
+
+# -- evaluation at the end of the budget ----------------------------------------------------
+def test_a_budget_that_ends_mid_epoch_is_evaluated_with_eval_at_stop(tmp_path):
+    from speech_rnn.manifest import write_manifest
+    from speech_rnn.runfolder import load_history
+    from speech_rnn.train import train
+
+    write_manifest(short_kathleen_clips(8, max_seconds=3.0), tmp_path / "train.jsonl")
+    write_manifest(short_kathleen_clips(2, max_seconds=3.0), tmp_path / "dev.jsonl")
+    base = TINY_TRAIN + ["train.batch_size=2", "train.max_steps=3", "train.epochs=1"]
+    for flag, evaluated in (("false", False), ("true", True)):
+        run = tmp_path / f"run_{flag}"
+        config = Config().with_overrides(base + [f"train.eval_at_stop={flag}"])
+        metrics = train(tmp_path / "train.jsonl", tmp_path / "dev.jsonl", run, config, 0)
+        assert metrics["steps"] == 3 and metrics["epochs_completed"] == 0
+        history = load_history(run)
+        if not evaluated:  # today's behaviour: no evaluation, best.keras = the last weights
+            assert history == [] and metrics["best_dev_wer"] is None
+            continue
+        assert [r["step"] for r in history] == [3]
+        assert metrics["best_from"]["step"] == 3
+        assert metrics["best_dev_wer"] == pytest.approx(history[0]["dev_wer"])
+        assert (run / "best.keras").is_file()
+
+
+# -- leave one speaker out ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_fsdd(fsdd_dir, tmp_path_factory):
+    """Takes 0-11 of every digit of three speakers: a small copy of the real recordings."""
+    from speech_rnn.data.fsdd import recordings
+
+    folder = tmp_path_factory.mktemp("fsdd")
+    for r in recordings(fsdd_dir):
+        if r.speaker in ("theo", "jackson", "nicolas") and r.take < 12:
+            shutil.copy(r.path, folder / r.path.name)
+    return folder
+
+
+def speakers_and_takes(path):
+    from speech_rnn.data.fsdd import parse
+
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    names = [parse(row["audio_filepath"]) for row in rows]
+    return {(n.speaker, n.take) for n in names}
+
+
+def test_fsdd_holdout_speaker_puts_all_their_clips_in_test_and_no_others(small_fsdd, tmp_path):
+    from speech_rnn.data.recipes import fsdd
+
+    out = fsdd(small_fsdd, tmp_path / "loso", holdout_speaker="theo")
+    test = speakers_and_takes(out["test"])
+    assert test == {("theo", take) for take in range(12)}
+    train, dev = speakers_and_takes(out["train"]), speakers_and_takes(out["dev"])
+    assert not any(s == "theo" for s, _ in train | dev)
+    assert {t for _, t in dev} == set(range(5, 10))
+    assert ("jackson", 0) in train and ("nicolas", 11) in train  # their test takes join train
+    rows = len(out["test"].read_text().splitlines())
+    assert rows == 10 * 12  # every digit
+    official = fsdd(small_fsdd, tmp_path / "official")
+    assert {s for s, _ in speakers_and_takes(official["test"])} == {"theo", "jackson", "nicolas"}
+    with pytest.raises(ConfigError, match="speakers: jackson, nicolas, theo"):
+        fsdd(small_fsdd, tmp_path / "bad", holdout_speaker="lucas")
+
+
+def test_fsdd_connected_holdout_speaker(small_fsdd, tmp_path):
+    from speech_rnn.data.recipes import fsdd_connected
+
+    out = fsdd_connected(
+        small_fsdd, tmp_path / "c", count=6, dev_count=3, test_count=4, holdout_speaker="theo",
+        progress=False,
+    )  # fmt: skip
+    rows = {s: [json.loads(x) for x in out[s].read_text().splitlines()] for s in out}
+    assert {r["speaker"] for r in rows["test"]} == {"theo"}
+    assert all(r["speaker"] != "theo" for s in ("train", "dev") for r in rows[s])
+    assert all("_theo_" in src for r in rows["test"] for src in r["sources"])
+    with pytest.raises(ConfigError, match="other settings"):  # a folder keeps its split
+        fsdd_connected(small_fsdd, tmp_path / "c", 6, 3, 4, progress=False)
+
+
+# -- speed perturbation ---------------------------------------------------------------------
+def test_change_speed_resamples_frames_by_the_factor():
+    from speech_rnn.features import change_speed
+
+    frames = np.stack([np.arange(100, dtype=np.float32), np.ones(100, np.float32)], axis=1)
+    assert change_speed(frames, 1.0).numpy().tolist() == frames.tolist()
+    slower, faster = change_speed(frames, 0.9).numpy(), change_speed(frames, 1.1).numpy()
+    assert slower.shape == (111, 2) and faster.shape == (91, 2)
+    assert faster[10, 0] == pytest.approx(11.0) and slower[10, 0] == pytest.approx(9.0)
+    assert np.all(faster[:, 1] == 1)  # interpolation, not new values
+
+
+def test_speed_perturb_changes_training_frames_only(kathleen_examples):
+    from speech_rnn.pipeline import make_dataset
+
+    examples, extractor = kathleen_examples
+
+    def lengths(overrides, training):
+        config = Config().with_overrides(["train.batch_size=2", *overrides])
+        ds = make_dataset(examples, config, extractor, training=training, epoch=0)
+        return {
+            int(i): int(n)
+            for b in ds
+            for i, n in zip(b["index"].numpy(), b["feature_lengths"].numpy(), strict=True)
+        }
+
+    plain = lengths([], True)
+    for factor in ("0.8", "1.25"):
+        perturbed = lengths([f"augment.speed_perturb={factor}", "specaugment.enabled=false"], True)
+        for i, n in plain.items():  # frames scale by 1/factor; windows follow within one
+            assert abs(perturbed[i] - n / float(factor)) <= 1.5, (factor, i, n, perturbed[i])
+    mixed = lengths(["augment.speed_perturb=0.8,1.0,1.25"], True)
+    assert len({round(mixed[i] / n, 1) for i, n in plain.items()}) > 1  # drawn per utterance
+    assert lengths(["augment.speed_perturb=0.8"], False) == lengths([], False)  # not in eval
+    assert Config().with_overrides(["augment.speed_perturb=0.9,1,1.1"]).augment.speed_perturb == (
+        0.9, 1.0, 1.1,
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="speed_perturb"):
+        Config().with_overrides(["augment.speed_perturb=3"])
+
+
+def test_every_lever_on_trains_and_reloads(tmp_path):
+    from speech_rnn.manifest import write_manifest
+    from speech_rnn.recognizer import load_model
+    from speech_rnn.train import train
+
+    clips = short_kathleen_clips(6, max_seconds=3.0)
+    write_manifest(clips, tmp_path / "train.jsonl")
+    levers = [
+        "model.lstm_layers=2",
+        "model.layer_norm=true",
+        "model.blank_bias_init=2",
+        "train.lr_schedule=warmup_cosine",
+        "train.warmup_steps=2",
+        "train.sortagrad=true",
+        "train.eval_at_stop=true",
+        "train.max_steps=2",
+        "train.max_minutes=5",
+        "augment.speed_perturb=0.9,1.0,1.1",
+    ]
+    config = Config().with_overrides(TINY_TRAIN + ["train.batch_size=2"] + levers)
+    run = tmp_path / "run"
+    metrics = train(tmp_path / "train.jsonl", tmp_path / "train.jsonl", run, config, 0)
+    assert metrics["steps"] == 2 and metrics["nonfinite_steps"] == 0
+    assert Config.load(run / "config.json") == config
+    assert metrics["best_from"]["step"] == 2  # evaluated where the budget ended
+    recognizer = load_model(run)
+    assert "layer_norm_0" in [layer.name for layer in recognizer.acoustic_model.layers]
+    assert isinstance(recognizer.transcribe(clips[0].audio_filepath).text, str)
