@@ -92,6 +92,25 @@ def plan_shards(utterances, config: Config, shard_utterances: int = SHARD_UTTERA
     return plan
 
 
+def shard_size(root, requested: int | None = None) -> int:
+    """Utterances per shard of the store at ``root``: fixed by its first build (store.json),
+    so that training plans the same shards as the build did."""
+    path = Path(root) / "store.json"
+    try:
+        recorded = int(json.loads(path.read_text(encoding="utf-8"))["shard_utterances"])
+    except FileNotFoundError:
+        recorded = None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise FeatureStoreError(f"{path}: not a valid store description ({e})") from None
+    if recorded is None:
+        return requested or SHARD_UTTERANCES
+    if requested and requested != recorded:
+        raise FeatureStoreError(
+            f"{path}: the store holds shards of {recorded} utterances, not {requested}"
+        )
+    return recorded
+
+
 def _index_path(root: Path, names) -> Path:
     return root / f"index-{_sha(list(names))[:24]}.json"
 
@@ -113,7 +132,7 @@ def build_store(
     utterances,
     config: Config,
     root,
-    shard_utterances: int = SHARD_UTTERANCES,
+    shard_utterances: int | None = None,
     part: tuple = (0, 1),
 ) -> dict:
     """Write the shards of ``utterances`` that are missing (of part ``part[0]`` of
@@ -122,7 +141,12 @@ def build_store(
     from .features import FeatureExtractor
 
     root = Path(root)
+    shard_utterances = shard_size(root, shard_utterances)
     (root / "shards").mkdir(parents=True, exist_ok=True)
+    if not (root / "store.json").is_file():
+        atomic_write_json(
+            root / "store.json", {"format": FORMAT, "shard_utterances": shard_utterances}
+        )
     plan = plan_shards(utterances, config, shard_utterances)
     extractor = FeatureExtractor(config.features, config.audio.sample_rate)
     written = kept = 0
@@ -291,11 +315,13 @@ class Store:
         return FeatureStats(tuple(map(float, mean)), tuple(map(float, std)))
 
 
-def open_store(root, utterances, config: Config, shard_utterances: int = SHARD_UTTERANCES):
+def open_store(root, utterances, config: Config):
     """The complete store of ``utterances`` under ``root``, checked: its index (the
     completion marker) and every shard at its recorded size; else a one-line error."""
     root = Path(root)
-    plan = plan_shards(utterances, config, shard_utterances)
+    if not root.is_dir():
+        raise FeatureStoreError(f"{root}: no feature store here; build it with speech-rnn cache")
+    plan = plan_shards(utterances, config, shard_size(root))
     index = _index_path(root, [n for n, _ in plan])
     hint = "run speech-rnn cache with the same manifest(s) and config to complete it"
     if not index.is_file():
@@ -414,6 +440,22 @@ class StoreInput:
             np.array([len(e.labels) for e in examples], np.int32),
         )
         self._seconds = tf.constant([e.utterance.duration for e in examples], tf.float32)
+
+    def describe(self, workers: int) -> dict:
+        """The store as the run records it (env.json), with what this worker reads."""
+        from .distribute import cluster_from_env
+
+        cluster = cluster_from_env()  # the input pipeline's id, as tf.distribute numbers it
+        worker = cluster.task_index + (cluster.has_chief and cluster.task_type == "worker")
+        worker = worker if workers > 1 else 0
+        return {
+            **self.store.describe(),
+            "partitions": self.partitions,
+            "worker_shards": self.shards_of_worker(worker, workers),
+        }
+
+    def read_count(self) -> int:
+        return int(self.records_read.numpy())
 
     def shards_of_worker(self, worker: int, workers: int) -> list:
         return sorted(
