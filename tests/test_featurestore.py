@@ -206,3 +206,19 @@ def test_two_workers_each_read_their_shards_once_and_train_as_one_worker(clips, 
     assert [h["step"] for h in got] == [h["step"] for h in want]
     for a, b in zip(got, want, strict=True):
         assert a["dev_loss"] == pytest.approx(b["dev_loss"], rel=REL_TOL)
+
+
+def test_bench_store_phases_on_three_clips(tmp_path, kathleen_dir):
+    # A smoke test of the benchmark's code (the large manifest is the benchmark's only).
+    from speech_rnn.bench.store import large_manifest, phase
+
+    manifest = tmp_path / "m.jsonl"
+    sizes = large_manifest(manifest, copies=2, limit=3, data_dir=kathleen_dir.parent)
+    assert sizes["utterances"] == 6
+    ids = [json.loads(x)["id"] for x in manifest.read_text().splitlines()]
+    assert len(set(ids)) == 6  # the same files under distinct ids
+    store, scratch = tmp_path / "store", tmp_path / "scratch"
+    scratch.mkdir()
+    assert phase("build_store", manifest, store, scratch)["store_bytes"] > 0
+    assert phase("read_store", manifest, store, scratch)["items"] == 6
+    assert phase("startup", manifest, store, scratch)["shards"] == 1
