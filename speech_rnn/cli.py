@@ -19,6 +19,7 @@ from .decoding import decoding_options
 from .deploy import export, serve_cli
 from .errors import AudioError, ConfigError, SpeechRnnError
 from .evaluate import evaluate_run, format_report
+from .featurestore import build_store
 from .fileio import atomic_write_json, prepare_output_dir
 from .lm import build_arpa, build_arpa_from_sentences, manifest_sentences, tune
 from .log import add_log_flags, configure_console
@@ -29,7 +30,7 @@ from .runs import runs_table
 from .runtime import add_threads_flag, apply_threads, max_threads, quiet_tensorflow
 from .synth import corpus as synth
 from .synth import demo
-from .train import train
+from .train import _load_examples, train
 from .writers import FORMATS, output_names, render, transcription_dict, write_outputs
 
 
@@ -712,6 +713,50 @@ def _run_runs(args) -> int:
     return 0
 
 
+# -- cache ----------------------------------------------------------------------------------
+def _add_cache(sub):
+    p = sub.add_parser(
+        "cache",
+        parents=[_log_flags()],
+        help="write a manifest's features once into a sharded feature store",
+        description="Decode and featurize every utterance once into float16 log-mel TFRecord "
+        "shards; train with --set train.feature_store=STORE. Rerunning resumes; shards "
+        "of unchanged lines and settings are kept.",
+    )
+    p.add_argument("--train", nargs="+", required=True, metavar="MANIFEST")
+    p.add_argument("--store", required=True, metavar="DIR", help="store folder (created)")
+    p.add_argument("--config", metavar="FILE", help="config file (YAML or JSON)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument(
+        "--shard-utterances", type=int, help="utterances per shard (fixed by the first build)"
+    )
+    p.add_argument(
+        "--part",
+        default="0/1",
+        metavar="I/N",
+        help="write only shards i with i %% N == I (N machines share the build)",
+    )
+    p.set_defaults(func=_run_cache)
+
+
+def _run_cache(args) -> int:
+    config = (Config.load(args.config) if args.config else Config()).with_overrides(args.set)
+    try:
+        part = tuple(int(x) for x in args.part.split("/"))
+        assert len(part) == 2 and 0 <= part[0] < part[1]
+    except (ValueError, AssertionError):
+        raise ConfigError(f"--part: expected I/N with 0 <= I < N, got {args.part!r}") from None
+    prepare_output_dir(args.store, "feature store")
+    utterances = [u for m in args.train for u in _load_examples([m], config, f"train[{m}]")]
+    done = build_store(utterances, config, args.store, args.shard_utterances, part)
+    print(
+        f"{done['shards']} shards: {done['written']} written, {done['kept']} kept, "
+        f"{done['pending']} left to other parts"
+        + (f"; complete: {done['index']}" if done["index"] else "")
+    )
+    return 0
+
+
 # -- prepare --------------------------------------------------------------------------------
 def _add_prepare(sub):
     p = sub.add_parser("prepare", help="import a corpus layout into JSONL manifests with splits")
@@ -785,6 +830,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synth(sub)
     _add_recipe(sub)
     _add_prepare(sub)
+    _add_cache(sub)
     _add_train(sub)
     _add_evaluate(sub)
     _add_runs(sub)

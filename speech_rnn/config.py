@@ -123,6 +123,8 @@ class TrainConfig:
     strategy: str = "auto"  # auto | default | mirrored | multiworker
     scale_lr: bool = False  # learning rate x replicas (linear scaling rule)
     mixed_precision: bool = False  # float16 on GPU (loss-scaled), bfloat16 on CPU
+    feature_store: str = ""  # read features from this store (speech-rnn cache); "": decode
+    input_partitions: int = 0  # feature-store partitions per step (0: one per worker)
 
 
 @dataclass(frozen=True)

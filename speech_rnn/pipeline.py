@@ -232,6 +232,46 @@ def make_dataset(
                 seed=tc.seed + epoch,
                 reshuffle_each_iteration=False,
             )
+    sizes = (
+        bucket_batch_sizes(boundaries, config, batch_size, replicas)
+        if training
+        else [batch_size] * (len(boundaries) + 1)
+    )
+    ds = windows_in_buckets(
+        ds,
+        config,
+        extractor,
+        training=training,
+        epoch=epoch,
+        label_length=label_length,
+        boundaries=boundaries,
+        sizes=sizes,
+    )
+    if skip_batches:
+        ds = ds.skip(skip_batches)
+    options = tf.data.Options()
+    options.deterministic = True
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def windows_in_buckets(
+    ds,
+    config: Config,
+    extractor,
+    *,
+    training: bool,
+    epoch: int,
+    label_length: int,
+    boundaries,
+    sizes,
+):
+    """Log-mel items -> [SpecAugment, in training] -> model input windows -> batches padded
+    to their length bucket (``sizes``: one batch size per bucket). Shared by the on-the-fly
+    pipeline and the feature store reader, so both augment and batch the same way."""
+    import tensorflow as tf
+
+    tc = config.train
     augment = training and config.specaugment.enabled
     speeds = np.asarray(config.augment.speed_perturb, np.float32) if training else None
 
@@ -260,11 +300,7 @@ def make_dataset(
     ds = ds.bucket_by_sequence_length(
         element_length_func=lambda item: item["feature_lengths"],
         bucket_boundaries=boundaries,
-        bucket_batch_sizes=(
-            bucket_batch_sizes(boundaries, config, batch_size, replicas)
-            if training
-            else [batch_size] * (len(boundaries) + 1)
-        ),
+        bucket_batch_sizes=list(sizes),
         padded_shapes={
             "features": [None, dim],
             "feature_lengths": [],
@@ -284,12 +320,7 @@ def make_dataset(
         pad_to_bucket_boundary=True,
         drop_remainder=False,
     )
-    if skip_batches:
-        ds = ds.skip(skip_batches)
-    options = tf.data.Options()
-    options.deterministic = True
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+    return ds
 
 
 def compute_feature_stats(

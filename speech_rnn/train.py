@@ -26,6 +26,7 @@ from .config import Config
 from .distribute import cluster_from_env, make_strategy
 from .errors import ConfigError, RunFolderError, SpeechRnnError
 from .features import FeatureExtractor, FeatureStats, feature_dim, window_dim
+from .featurestore import StoreInput, open_store
 from .fileio import prepare_output_dir
 from .inference import make_forward
 from .log import logger
@@ -236,6 +237,7 @@ class TrainingData:
     cache_path: Path | None
     label_length: int
     boundaries: list
+    store: object = None  # featurestore.Store when train.feature_store is set
 
 
 def _prepare_data(train_manifests, train_weights, dev_manifest, run, own, config) -> TrainingData:
@@ -276,13 +278,26 @@ def _prepare_data(train_manifests, train_weights, dev_manifest, run, own, config
 
     dim = feature_dim(config.features)
     cache_path = own.cache / "train_logmel" if tc.cache else None
+    store = None
+    if tc.feature_store:
+        if sources:
+            raise ConfigError("train.feature_store cannot mix weighted manifests yet")
+        if tc.sortagrad:
+            raise ConfigError("train.sortagrad does not combine with train.feature_store yet")
+        store = open_store(tc.feature_store, [u for utts in per_source for u in utts], config)
+        logger.info(f"feature store: {store.root} ({len(store.shards)} shards, {store.index.name})")
+        cache_path = None
     stats = None
     if config.features.normalization == "global":
         if run.feature_stats.is_file():
             stats = FeatureStats.load(run.feature_stats, dim)
         else:
             raw = FeatureExtractor(config.features, config.audio.sample_rate)
-            stats = compute_feature_stats(train_examples, config, raw, cache_path, sources)
+            stats = (
+                store.feature_stats()
+                if store
+                else compute_feature_stats(train_examples, config, raw, cache_path, sources)
+            )
             stats.save(own.feature_stats)
     extractor = FeatureExtractor(config.features, config.audio.sample_rate, stats)
     everything = list(train_examples) + list(dev_examples)
@@ -296,6 +311,7 @@ def _prepare_data(train_manifests, train_weights, dev_manifest, run, own, config
         cache_path,
         label_pad_length(everything),
         bucket_boundaries(everything, config),
+        store,
     )
 
 
@@ -436,10 +452,24 @@ def _fit(
             f"restored {restored}: epoch {state.epoch}, batch {state.batch_in_epoch}, "
             f"step {int(parts.optimizer.iterations.numpy())}"
         )
+    global_batch = tc.batch_size * replicas
+    workers = cluster_from_env().workers
+    store_input = data.store and StoreInput(
+        data.store,
+        data.train_examples,
+        config,
+        data.extractor,
+        label_length=data.label_length,
+        boundaries=data.boundaries,
+        global_batch=global_batch,
+        replicas=replicas,
+        partitions=tc.input_partitions or workers,
+    )
     write_env(
         own,
         tc.seed,
         {
+            "feature_store": store_input and store_input.describe(workers),
             "resumed_from": restored,
             "strategy": strategy_kind,
             "replicas": replicas,
@@ -449,7 +479,6 @@ def _fit(
             "train_weights": train_weights,
         },
     )
-    global_batch = tc.batch_size * replicas
     dev_dataset = (
         make_dataset(
             data.dev_examples,
@@ -484,24 +513,32 @@ def _fit(
     steps, exact = batches_per_epoch(
         data.train_examples, data.boundaries, batch_sizes, data.sources
     )
+    if store_input:
+        steps, exact = store_input.steps, True
     parts.schedule.total_steps.assign(float(planned_steps(tc, steps)))
     progress = TrainingProgress(tc.epochs, tc.max_minutes) if verbose else None
     previous_handlers = _install_signal_handlers(hooks)
     try:
         while state.epoch < tc.epochs and not state.stop_reason:
-            dataset = make_dataset(
-                data.train_examples,
-                config,
-                data.extractor,
-                training=True,
-                epoch=state.epoch,
-                cache_path=data.cache_path,
-                skip_batches=state.batch_in_epoch,
-                label_length=data.label_length,
-                boundaries=data.boundaries,
-                sources=data.sources,
-                batch_size=global_batch,
-                replicas=replicas,
+            dataset = (
+                store_input.dataset(
+                    strategy, workers, epoch=state.epoch, skip_batches=state.batch_in_epoch
+                )
+                if store_input
+                else make_dataset(
+                    data.train_examples,
+                    config,
+                    data.extractor,
+                    training=True,
+                    epoch=state.epoch,
+                    cache_path=data.cache_path,
+                    skip_batches=state.batch_in_epoch,
+                    label_length=data.label_length,
+                    boundaries=data.boundaries,
+                    sources=data.sources,
+                    batch_size=global_batch,
+                    replicas=replicas,
+                )
             )
             hooks.begin_epoch()
             if progress:
@@ -519,6 +556,8 @@ def _fit(
             state.stop_reason = f"finished {tc.epochs} epochs"
     finally:
         _restore_signal_handlers(previous_handlers)
+        if store_input:
+            logger.info(f"feature store: this worker read {store_input.read_count()} records")
         if progress:
             progress.close()
         hooks.close()

@@ -1,0 +1,224 @@
+"""The sharded feature store (speech_rnn/featurestore.py) on real kathleen clips: written
+once, read back equal to on-the-fly features up to float16 rounding, invalidated exactly by
+what changes the features or the lines, refused when incomplete, and read by two workers on
+localhost, each its own shards, training as one worker does."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO, run_cli, short_kathleen_clips
+
+from speech_rnn.config import Config
+from speech_rnn.manifest import write_manifest
+
+# float16 keeps 11 significant bits: round-to-nearest is within 2^-11 of the value (relative);
+# the absolute term covers values in float16's subnormal range (none in practice: log-mel
+# is at least log(1e-6) ~ -13.8 in magnitude range well above it).
+F16_RTOL = 2.0**-11
+F16_ATOL = 1e-6
+
+
+@pytest.fixture(scope="module")
+def clips():
+    return short_kathleen_clips(6, max_seconds=3.0)
+
+
+def stored_log_mels(store):
+    import tensorflow as tf
+
+    from speech_rnn.featurestore import parse_record
+
+    out = {}
+    for path in store.shards:
+        for r in tf.data.TFRecordDataset(path).map(lambda s: parse_record(s, 40)):
+            out[r["key"].numpy().decode()] = r["log_mel"].numpy()
+    return out
+
+
+def test_store_reads_back_the_on_the_fly_features_to_float16_rounding(clips, tmp_path):
+    from speech_rnn.audio import load_audio
+    from speech_rnn.features import FeatureExtractor
+    from speech_rnn.featurestore import build_store, open_store
+
+    config = Config()
+    done = build_store(clips[:4], config, tmp_path, shard_utterances=2)
+    assert (done["shards"], done["written"], done["pending"]) == (2, 2, 0)
+    got = stored_log_mels(open_store(tmp_path, clips[:4], config))
+    assert sorted(got) == sorted(u.key for u in clips[:4])  # each utterance exactly once
+    extractor = FeatureExtractor(config.features, config.audio.sample_rate)
+    for u in clips[:4]:
+        want = extractor.log_mel(load_audio(u.audio_filepath, 16000)).numpy()
+        assert got[u.key].shape == want.shape
+        np.testing.assert_allclose(got[u.key], want, rtol=F16_RTOL, atol=F16_ATOL)
+        assert not np.array_equal(got[u.key], want)  # it is float16, not a float32 copy
+
+
+def test_feature_settings_and_added_lines_invalidate_exactly_their_shards(clips, tmp_path):
+    from speech_rnn.featurestore import FeatureStoreError, build_store, open_store
+
+    config = Config()
+    build_store(clips[:4], config, tmp_path, shard_utterances=2)
+    # Appending lines keeps the full shards and writes the new ones only.
+    more = build_store(clips, config, tmp_path)
+    assert (more["kept"], more["written"], more["shards"]) == (2, 1, 3)
+    open_store(tmp_path, clips, config)
+    # Settings applied after the read do not invalidate it ...
+    after = config.with_overrides(["features.normalization=utterance", "features.stack=2"])
+    assert (
+        open_store(tmp_path, clips, after).feature_key
+        == open_store(tmp_path, clips, config).feature_key
+    )
+    # ... one that changes the stored features does, with a one-line error.
+    changed = config.with_overrides(["features.num_mel_bins=32"])
+    with pytest.raises(FeatureStoreError, match=r"no complete feature store.*0 of 3 shards"):
+        open_store(tmp_path, clips, changed)
+    assert build_store(clips, changed, tmp_path)["written"] == 3
+    # An interrupted build (a shard without its completion marker) redoes that shard only.
+    marker = sorted((tmp_path / "shards").glob("*.json"))[0]
+    marker.unlink()
+    redo = build_store(clips, config, tmp_path)
+    redo2 = build_store(clips, changed, tmp_path)
+    assert redo["written"] + redo2["written"] == 1 and marker.is_file()
+
+
+def test_incomplete_store_is_refused_with_one_line(clips, tmp_path):
+    from speech_rnn.featurestore import FeatureStoreError, build_store, open_store
+
+    config = Config()
+    build_store(clips[:4], config, tmp_path, shard_utterances=2)
+    shard = sorted((tmp_path / "shards").glob("*.tfrecord"))[1]
+    data = shard.read_bytes()
+    shard.write_bytes(data[:-10])
+    with pytest.raises(FeatureStoreError, match=rf"{re.escape(str(shard))}: truncated"):
+        open_store(tmp_path, clips[:4], config)
+    shard.write_bytes(data)
+    open_store(tmp_path, clips[:4], config)
+    shard.unlink()
+    with pytest.raises(FeatureStoreError, match="shard missing"):
+        open_store(tmp_path, clips[:4], config)
+    # No completion marker (the index): training refuses before any work, in one line.
+    next(tmp_path.glob("index-*.json")).unlink()
+    write_manifest(clips[:4], tmp_path / "clips.jsonl")
+    proc = run_cli(
+        "train", "--train", tmp_path / "clips.jsonl", "--out", tmp_path / "run", "--quiet",
+        "--set", f"train.feature_store={tmp_path}",
+    )  # fmt: skip
+    assert proc.returncode == 2
+    err = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert len(err) == 1 and "no completion marker" in err[0] and str(tmp_path) in err[0]
+
+
+# -- two workers on localhost ------------------------------------------------------------
+SETTINGS = [
+    "model.lstm_layers=1",
+    "model.lstm_units=16",
+    "model.dropout=0",
+    "model.input_dropout=0",
+    "specaugment.enabled=false",
+    "train.jit_compile=false",
+    "train.deterministic=true",
+    "train.epochs=2",
+    "train.log_samples=0",
+    "train.warmup_steps=2",
+    "train.pictures_every=0",
+]
+REL_TOL = 1e-4  # as tests/test_distributed.py: only the gradient summation order differs
+
+
+def train_command(manifest, run, store, extra):
+    exe = shutil.which("speech-rnn")
+    head = [exe] if exe else [sys.executable, "-m", "speech_rnn.cli"]
+    sets = [a for s in SETTINGS + [f"train.feature_store={store}"] + extra for a in ("--set", s)]
+    return head + ["train", "--train", str(manifest), "--dev", str(manifest)] + [
+        "--out", str(run), "--quiet", *sets,
+    ]  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def records_read(out: str) -> int:
+    return int(re.search(r"feature store: this worker read (\d+) records", out).group(1))
+
+
+def test_two_workers_each_read_their_shards_once_and_train_as_one_worker(clips, tmp_path):
+    manifest = tmp_path / "clips.jsonl"
+    write_manifest(clips, manifest)
+    store = tmp_path / "store"
+    built = run_cli("cache", "--train", manifest, "--store", store, "--shard-utterances", 2)
+    assert built.returncode == 0, built.stderr[-2000:]
+    assert "3 shards: 3 written" in built.stdout
+    # The reference: one worker reading both partitions (global batch 4 = 2 + 2).
+    single = tmp_path / "single"
+    proc = subprocess.run(
+        train_command(manifest, single, store, ["train.batch_size=4", "train.input_partitions=2"]),
+        capture_output=True, text=True, timeout=600, cwd=REPO,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert records_read(proc.stdout) == 2 * len(clips)  # two epochs, every utterance once
+    run = tmp_path / "run"
+    cluster = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
+    procs = []
+    for index in range(2):
+        (tmp_path / f"tmp{index}").mkdir()
+        env = dict(
+            os.environ,
+            TMPDIR=str(tmp_path / f"tmp{index}"),
+            TF_CONFIG=json.dumps(
+                {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}
+            ),
+        )
+        command = train_command(manifest, run, store, ["train.batch_size=2"])
+        procs.append(
+            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, cwd=REPO, env=env)
+        )  # fmt: skip
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    # Partition 0 holds shards 0 and 2 (4 clips), partition 1 shard 1 (2 clips): each
+    # worker reads its own, every clip is read exactly once per epoch across the workers.
+    reads = [records_read(out) for out, _ in outs]
+    assert reads == [2 * 4, 2 * 2]
+    env = json.loads((run / "env.json").read_text())
+    assert env["feature_store"]["worker_shards"] == [0, 2]
+    assert env["feature_store"]["partitions"] == 2 and env["replicas"] == 2
+    digests = {
+        [x for x in out.splitlines() if x.startswith("final weights")][-1] for out, _ in outs
+    }
+    assert len(digests) == 1
+    got, want = (
+        [json.loads(x) for x in (r / "history.jsonl").read_text().splitlines()]
+        for r in (run, single)
+    )
+    assert [h["step"] for h in got] == [h["step"] for h in want]
+    for a, b in zip(got, want, strict=True):
+        assert a["dev_loss"] == pytest.approx(b["dev_loss"], rel=REL_TOL)
+
+
+def test_bench_store_phases_on_three_clips(tmp_path, kathleen_dir):
+    # A smoke test of the benchmark's code (the large manifest is the benchmark's only).
+    from speech_rnn.bench.store import large_manifest, phase
+
+    manifest = tmp_path / "m.jsonl"
+    sizes = large_manifest(manifest, copies=2, limit=3, data_dir=kathleen_dir.parent)
+    assert sizes["utterances"] == 6
+    ids = [json.loads(x)["id"] for x in manifest.read_text().splitlines()]
+    assert len(set(ids)) == 6  # the same files under distinct ids
+    store, scratch = tmp_path / "store", tmp_path / "scratch"
+    scratch.mkdir()
+    assert phase("build_store", manifest, store, scratch)["store_bytes"] > 0
+    assert phase("read_store", manifest, store, scratch)["items"] == 6
+    assert phase("startup", manifest, store, scratch)["shards"] == 1
