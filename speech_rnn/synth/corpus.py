@@ -330,6 +330,8 @@ def build_corpus(
         total=round(hours * 3600.0),
         unit="s",
         desc="synth",
+        # the count is seconds of audio, a float: show it whole
+        bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} s of audio [{elapsed}<{remaining}{postfix}]",
         disable=not progress,
         file=sys.stderr,
         dynamic_ncols=True,
