@@ -335,7 +335,6 @@ def build_training(config, data: TrainingData, replicas: int) -> TrainingParts:
     optimizer = make_optimizer(
         schedule,
         tc.clipnorm,
-        replicas,
         keras.mixed_precision.global_policy().name == "mixed_float16",
     )
     trainer = CTCTrainer(acoustic, data.vocab.blank_id, tc.batch_size)

@@ -199,6 +199,96 @@ def test_killed_worker_then_restart_resumes_from_the_backup(manifest, single_dev
     assert len({final_line(out, "final weights sha256") for out in outs}) == 1
 
 
+# Builds the real training parts (speech_rnn.train) on the test clips, traces one train step
+# under the strategy and counts the collective all-reduce ops in its graph (nested function
+# libraries included), then trains a few steps with fit and saves the weights.
+STEP_PROBE = textwrap.dedent("""
+    import json, sys, tempfile
+    import numpy as np
+    from speech_rnn.config import Config
+    from speech_rnn.distribute import make_strategy
+    from speech_rnn.pipeline import make_dataset
+    from speech_rnn.runfolder import RunFolder
+    from speech_rnn.train import _prepare_data, build_training
+
+    manifest, kind, steps, overrides, out = sys.argv[1:6]
+    strategy, kind = make_strategy(kind)
+    import keras, tensorflow as tf
+    config = Config().with_overrides(json.loads(overrides))
+    tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(config.train.seed)
+    own = RunFolder(tempfile.mkdtemp())
+    data = _prepare_data(manifest, None, None, own, own, config)
+    replicas = strategy.num_replicas_in_sync
+    with strategy.scope():
+        parts = build_training(config, data, replicas)
+    dataset = make_dataset(data.train_examples, config, data.extractor, training=True,
+        label_length=data.label_length, boundaries=data.boundaries,
+        batch_size=config.train.batch_size * replicas, replicas=replicas)
+    batch = next(iter(strategy.experimental_distribute_dataset(dataset)))
+    step = tf.function(lambda b: strategy.run(parts.trainer.train_step, args=(b,)))
+    graph = step.get_concrete_function(batch).graph.as_graph_def()
+    nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
+    reduces = [n.op for n in nodes if n.op.startswith(("CollectiveReduce", "NcclAllReduce"))]
+    parts.trainer.fit(dataset, epochs=1, steps_per_epoch=int(steps), verbose=0)
+    np.savez(out, *[v.numpy() for v in parts.acoustic.weights])
+    print("PROBE " + json.dumps({"reduces": reduces,
+                                 "steps": int(parts.optimizer.iterations.numpy())}))
+""")
+
+
+def run_step_probes(manifest, tmp_path, jobs):
+    """Start one probe per (kind, batch, TF_CONFIG or None); their PROBE results in order."""
+    procs = []
+    for index, (kind, batch, tf_config) in enumerate(jobs):
+        overrides = DETERMINISTIC[:5] + [
+            "train.jit_compile=false",
+            "train.clipnorm=1.0",
+            "train.warmup_steps=2",
+            f"train.batch_size={batch}",
+        ]
+        env = dict(os.environ)
+        env.pop("TF_CONFIG", None)
+        if tf_config:
+            env["TF_CONFIG"] = json.dumps(tf_config)
+        command = [sys.executable, "-c", STEP_PROBE, str(manifest), kind, "3"]
+        command += [json.dumps(overrides), str(tmp_path / f"weights{index}.npz")]
+        procs.append(
+            subprocess.Popen(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=REPO,
+                env=env,
+            )
+        )
+    outs = finish(procs)
+    return [json.loads(final_line(out, "PROBE ")[len("PROBE ") :]) for out in outs]
+
+
+def test_two_workers_make_one_all_reduce_per_step_and_match_one_device(manifest, tmp_path):
+    import numpy as np
+
+    cluster = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
+    workers = [
+        ("multiworker", 2, {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": i}})
+        for i in range(2)
+    ]
+    results = run_step_probes(manifest, tmp_path, workers + [("default", 4, None)])
+    # gradients, utterance count and non-finite flag in one collective; the optimizer adds
+    # none (before: count, gradients, and Keras' own sum in apply = 3)
+    assert results[0]["reduces"] == ["CollectiveReduceV2"]
+    assert results[1]["reduces"] == ["CollectiveReduceV2"]
+    assert results[2]["reduces"] == []
+    assert [r["steps"] for r in results] == [3, 3, 3]
+    weights = [np.load(tmp_path / f"weights{i}.npz") for i in range(3)]
+    for name in weights[0].files:
+        assert np.array_equal(weights[0][name], weights[1][name])  # replicas stay identical
+        # the same global batch on one device: only the summation order differs
+        np.testing.assert_allclose(weights[0][name], weights[2][name], rtol=REL_TOL, atol=1e-6)
+
+
 def test_ctc_loss_of_an_empty_replica_share_is_empty_not_an_error():
     # One utterance over two replicas leaves the second an empty batch.
     import tensorflow as tf
