@@ -221,12 +221,29 @@ def _pool(workers: int, count: int):
     Spawned, not forked: the parent may already run TensorFlow's threads."""
     import contextlib
 
-    if workers <= 1 or count <= CHUNK:
+    if workers <= 1 or count <= CHUNK or not _main_is_guarded():
         return contextlib.nullcontext()
     return ProcessPoolExecutor(
         max_workers=min(workers, -(-count // CHUNK)),
         mp_context=multiprocessing.get_context("spawn"),
     )
+
+
+def _main_is_guarded() -> bool:
+    """A spawned process imports the main script again: only safe when the script keeps
+    its work under ``if __name__ == "__main__":`` (the CLI, pytest, ``python -c``). A script
+    without that guard is checked serially rather than run again in every pool process."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path is None or getattr(main, "__spec__", None) is not None:
+        return True  # interactive, -c, or -m (the module is imported by name)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return "__main__" in f.read()
+    except OSError:
+        return False
 
 
 def _load_cache(path, decode: bool, sample_rate: int) -> dict:
