@@ -267,14 +267,14 @@ def _prepare_data(train_manifests, train_weights, dev_manifest, run, own, config
     for path, utts, weight in zip(
         train_paths, per_source, train_weights or [1.0] * len(train_paths), strict=True
     ):
-        checked = preflight(utts, vocab, config, f"train {path}", tc.strict)
+        checked = preflight(utts, vocab, config, f"train {path}", tc.strict, run.cache, own.cache)
         sources.append((len(train_examples), len(train_examples) + len(checked), float(weight)))
         train_examples += checked
     sources = sources if train_weights is not None else None
     dev_examples = ()
     if dev_manifest:
         dev_utts = _load_examples([dev_manifest], config, "dev")
-        dev_examples = preflight(dev_utts, vocab, config, "dev", tc.strict)
+        dev_examples = preflight(dev_utts, vocab, config, "dev", tc.strict, run.cache, own.cache)
 
     dim = feature_dim(config.features)
     cache_path = own.cache / "train_logmel" if tc.cache else None
@@ -358,7 +358,6 @@ def build_training(config, data: TrainingData, replicas: int) -> TrainingParts:
     optimizer = make_optimizer(
         schedule,
         tc.clipnorm,
-        replicas,
         keras.mixed_precision.global_policy().name == "mixed_float16",
     )
     trainer = CTCTrainer(acoustic, data.vocab.blank_id, tc.batch_size)

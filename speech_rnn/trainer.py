@@ -5,8 +5,11 @@ the CTC loss (:func:`ctc_neg_log_likelihood`, linear in the lattice) with the re
 (see :func:`make_optimizer`) clips the gradients by global norm and applies them only when
 the loss and every gradient are finite. A skipped step leaves the weights, the optimizer's
 moments and its step counter unchanged; the batch's example indices are kept in
-``last_nonfinite_index`` for the logs. The step is written for ``tf.distribute``: every
-replica computes its share of the global-batch mean.
+``last_nonfinite_index`` for the logs. The step is written for ``tf.distribute``: each
+replica packs its gradients, its utterance count and a non-finite flag into one vector and
+the replicas exchange that with a single all-reduce per step (:func:`reduce_step`); the
+optimizer then applies the reduced gradient without reducing it again
+(:class:`ReducedAdam`).
 """
 
 from __future__ import annotations
@@ -90,18 +93,62 @@ class WarmupAnnealSchedule(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
-def make_optimizer(schedule, clipnorm: float, replicas: int, float16: bool):
+class ReducedAdam(keras.optimizers.Adam):
+    """Adam for gradients that are already the same global gradient on every replica.
+
+    Keras' TensorFlow optimizer sums the gradients over the replicas inside ``apply``
+    (``_all_reduce_sum_gradients``, with no switch to turn it off); the train step has done
+    that already, in the one all-reduce it makes, so here the sum is the identity and each
+    replica applies the (identical) reduced gradient to its copy of the weights."""
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        return list(grads_and_vars)
+
+
+def make_optimizer(schedule, clipnorm: float, float16: bool):
     """Adam inside Keras' loss-scale optimizer, which skips any step whose gradients are not
-    finite, also across replicas. In float32 the scale starts at 1 and never grows (it only
-    exists for the skipping); in float16 it is the usual dynamic loss scale. The clip norm
-    is divided by the replicas because each replica hands the optimizer 1/replicas of the
-    global gradient."""
-    inner = keras.optimizers.Adam(
-        learning_rate=schedule, global_clipnorm=(clipnorm / replicas) if clipnorm else None
-    )
+    finite. In float32 the scale starts at 1 and never grows (it only exists for the
+    skipping); in float16 it is the usual dynamic loss scale. Every replica hands the
+    optimizer the full global gradient (see :func:`reduce_step`), so the global-norm clip
+    is the configured one and the skip decision is the same on every replica."""
+    inner = ReducedAdam(learning_rate=schedule, global_clipnorm=clipnorm or None)
     if float16:
         return keras.optimizers.LossScaleOptimizer(inner)
     return keras.optimizers.LossScaleOptimizer(inner, initial_scale=1.0, dynamic_growth_steps=2**30)
+
+
+def reduce_step(grads, count, finite, replicas: int, per_replica_batch: int):
+    """(global gradient, global count, finite everywhere) from one replica's share, with one
+    all-reduce: the flattened gradients, the count and a non-finite flag travel as one
+    float32 vector. ``grads`` are the gradients of this replica's loss sum divided by
+    ``per_replica_batch`` (a constant, so that the backward pass sees the magnitudes of a
+    batch mean); rescaled here by ``per_replica_batch / global count`` they sum to the
+    gradient of the global-batch mean. Every replica receives the same reduced vector, so
+    every replica takes the same skip decision."""
+    flag = 1.0 - tf.cast(finite, tf.float32)
+    if replicas > 1:
+        parts = [tf.reshape(tf.cast(g, tf.float32), [-1]) for g in grads]
+        packed = tf.concat(parts + [tf.stack([count, flag])], axis=0)
+        context = tf.distribute.get_replica_context()
+        packed = context.all_reduce(tf.distribute.ReduceOp.SUM, packed)
+        sizes = [tf.size(p) for p in parts] + [2]
+        pieces = tf.split(packed, sizes)
+        grads = [
+            tf.cast(tf.reshape(p, tf.shape(g)), g.dtype)
+            for p, g in zip(pieces[:-1], grads, strict=True)
+        ]
+        count, flag = pieces[-1][0], pieces[-1][1]
+    scale = per_replica_batch / tf.maximum(count, 1.0)
+    grads = [g * tf.cast(scale, g.dtype) for g in grads]
+    # NaN or inf in any replica's gradient survives the sum; the flag carries a non-finite
+    # loss whose gradient happened to be finite.
+    finite = flag < 0.5
+    for g in grads:
+        finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(g)))
+    # The loss-scale optimizer decides from the gradients alone: make a skipped step's
+    # gradients non-finite so that its decision is this one.
+    poison = tf.where(finite, 0.0, float("nan"))
+    return [g + tf.cast(poison, g.dtype) for g in grads], count, finite
 
 
 _NEG = -1e30  # log(0) that stays finite: no inf - inf, no NaN gradients
@@ -175,6 +222,7 @@ class CTCTrainer(BuiltBeforeFit, keras.Model):
         super().__init__(**kwargs)
         self.acoustic_model = acoustic_model
         self.blank_id = blank_id
+        self.batch_size = batch_size
         self.loss_tracker = keras.metrics.Mean(name="loss")
         # Per-replica counters (read from the first replica, or summed): updating them in a
         # replica context needs no cross-replica synchronization.
@@ -201,27 +249,18 @@ class CTCTrainer(BuiltBeforeFit, keras.Model):
     def train_step(self, batch):
         variables = self.trainable_variables
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        context = tf.distribute.get_replica_context()
         with tf.GradientTape() as tape:
             logits = self(batch, training=True)
             per_utterance = ctc_loss(batch, logits, self.blank_id)
             local_sum = tf.reduce_sum(per_utterance)
             count = tf.cast(tf.size(per_utterance), tf.float32)
             # Each replica holds part of the global batch (a short last batch may leave one
-            # empty): dividing by the global count makes the replicas' summed gradients the
-            # gradient of the global-batch mean.
-            total = context.all_reduce(tf.distribute.ReduceOp.SUM, count) if replicas > 1 else count
-            objective = local_sum / tf.maximum(total, 1.0)
-            scaled = self.optimizer.scale_loss(objective)
+            # empty); the division by the global count comes after the all-reduce.
+            scaled = self.optimizer.scale_loss(local_sum / self.batch_size)
         grads = tape.gradient(scaled, variables)
-        if replicas > 1:
-            # Reduce here, so that the finite check sees the global gradient and every
-            # replica agrees; the optimizer sums over replicas once more, hence the division.
-            grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
-            grads = [g / replicas for g in grads]
-        finite = tf.math.is_finite(objective)
-        for g in grads:
-            finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(g)))
+        # A non-finite gradient stays non-finite through the sum; the loss needs the flag.
+        local_finite = tf.math.is_finite(local_sum)
+        grads, _, finite = reduce_step(grads, count, local_finite, replicas, self.batch_size)
         # The loss-scale optimizer applies the update only when every gradient is finite
         # (and unscales and clips it); a skipped step changes no weight, no moment, no
         # step counter. The same decision drives our counters, without a cond.
