@@ -30,7 +30,7 @@ from .runs import runs_table
 from .runtime import add_threads_flag, apply_threads, max_threads, quiet_tensorflow
 from .synth import corpus as synth
 from .synth import demo
-from .train import _load_examples, train
+from .train import load_examples, train
 from .writers import FORMATS, output_names, render, transcription_dict, write_outputs
 
 
@@ -747,7 +747,7 @@ def _run_cache(args) -> int:
     except (ValueError, AssertionError):
         raise ConfigError(f"--part: expected I/N with 0 <= I < N, got {args.part!r}") from None
     prepare_output_dir(args.store, "feature store")
-    utterances = [u for m in args.train for u in _load_examples([m], config, f"train[{m}]")]
+    utterances = [u for m in args.train for u in load_examples([m], config, f"train[{m}]")]
     done = build_store(utterances, config, args.store, args.shard_utterances, part)
     print(
         f"{done['shards']} shards: {done['written']} written, {done['kept']} kept, "

@@ -177,9 +177,9 @@ def _log_mel_items(chunk, config: Config, extractor):
     moments are of the float16-rounded log-mel, i.e. of what training will read."""
     import tensorflow as tf
 
-    from .pipeline import _decode_for
+    from .pipeline import decoder_for
 
-    decode = _decode_for(config.audio.sample_rate)
+    decode = decoder_for(config.audio.sample_rate)
 
     def featurize(path):
         waveform = tf.numpy_function(decode, [path], tf.float32, stateful=False)

@@ -85,7 +85,7 @@ def bucket_batch_sizes(boundaries, config: Config, batch_size: int, replicas: in
     ]
 
 
-def _decode_for(sample_rate: int):
+def decoder_for(sample_rate: int):
     def decode(path: bytes) -> np.ndarray:
         try:
             return load_audio(path.decode("utf-8"), sample_rate)
@@ -127,7 +127,7 @@ def log_mel_dataset(
             "audio_seconds": tf.constant([e.utterance.duration for e in examples], tf.float32),
         }
     )
-    decode = _decode_for(config.audio.sample_rate)
+    decode = decoder_for(config.audio.sample_rate)
 
     def to_log_mel(item):
         waveform = tf.numpy_function(decode, [item["path"]], tf.float32, stateful=False)

@@ -90,7 +90,8 @@ def _resolve_config(run: RunFolder, requested: Config | None, write: bool = True
     return requested
 
 
-def _load_examples(paths, config, name):
+def load_examples(paths, config, name):
+    """The utterances of ``paths``; bad manifest lines are logged (or raised when strict)."""
     problems = []
     utterances = []
     for path in paths:
@@ -107,7 +108,8 @@ def _load_examples(paths, config, name):
     return utterances
 
 
-def _build_vocab(utterances, config) -> Vocabulary:
+def build_vocabulary(utterances, config) -> Vocabulary:
+    """The characters of the normalized transcripts (unusable ones are left to pre-flight)."""
     texts = []
     for utt in utterances:
         try:
@@ -256,11 +258,11 @@ def _prepare_data(train_manifests, train_weights, dev_manifest, run, own, config
             "train.sortagrad orders one training set by duration; it does not combine "
             "with --train-weights (a weighted mix is drawn at random)"
         )
-    per_source = [_load_examples([p], config, f"train[{Path(p).name}]") for p in train_paths]
+    per_source = [load_examples([p], config, f"train[{Path(p).name}]") for p in train_paths]
     if run.vocab.is_file():
         vocab = Vocabulary.load(run.vocab)
     else:
-        vocab = _build_vocab([u for utts in per_source for u in utts], config)
+        vocab = build_vocabulary([u for utts in per_source for u in utts], config)
         vocab.save(own.vocab)
     logger.info(f"vocabulary: {len(vocab.chars)} characters + blank: {''.join(vocab.chars)!r}")
     train_examples, sources = [], []
@@ -273,7 +275,7 @@ def _prepare_data(train_manifests, train_weights, dev_manifest, run, own, config
     sources = sources if train_weights is not None else None
     dev_examples = ()
     if dev_manifest:
-        dev_utts = _load_examples([dev_manifest], config, "dev")
+        dev_utts = load_examples([dev_manifest], config, "dev")
         dev_examples = preflight(dev_utts, vocab, config, "dev", tc.strict, run.cache, own.cache)
 
     dim = feature_dim(config.features)

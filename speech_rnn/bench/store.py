@@ -50,10 +50,10 @@ def large_manifest(path, copies: int, limit=None, data_dir=None) -> dict:
 
 def _examples(manifest, config):
     from ..preflight import preflight
-    from ..train import _build_vocab, _load_examples
+    from ..train import build_vocabulary, load_examples
 
-    utts = _load_examples([manifest], config, "train")
-    vocab = _build_vocab(utts, config)
+    utts = load_examples([manifest], config, "train")
+    vocab = build_vocabulary(utts, config)
     return utts, preflight(utts, vocab, config, "train", strict=False)
 
 
