@@ -207,16 +207,23 @@ def report(r: dict) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--copies", type=int, default=85)
+    p.add_argument(
+        "--copies",
+        type=int,
+        default=85,
+        help="times the kathleen clips are repeated (under new ids) in the large manifest",
+    )
     p.add_argument(
         "--sample", type=int, default=400, help="kathleen clips for the per-hour measurements"
     )
-    p.add_argument("--out", default="bench_store.json")
+    p.add_argument("--out", default="bench_store.json", help="where the JSON results go")
     p.add_argument("--phase", help=argparse.SUPPRESS)
     p.add_argument("--manifest", help=argparse.SUPPRESS)
     p.add_argument("--store", help=argparse.SUPPRESS)
     p.add_argument("--scratch", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.copies < 1 or args.sample < 1:
+        p.error("--copies and --sample must be at least 1")
     if args.phase:
         sys.stdout.write(
             json.dumps(phase(args.phase, args.manifest, args.store, args.scratch)) + "\n"
