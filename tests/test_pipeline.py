@@ -10,7 +10,7 @@ import soundfile
 from speech_rnn.config import Config
 from speech_rnn.features import FeatureExtractor, FeatureStats, feature_dim
 from speech_rnn.manifest import Utterance
-from speech_rnn.pipeline import LABEL_PAD, make_dataset
+from speech_rnn.pipeline import LABEL_PAD, bucket_boundaries, make_dataset
 from speech_rnn.preflight import check_utterances
 from speech_rnn.text import Vocabulary
 
@@ -44,6 +44,7 @@ def batches(ds):
 
 def test_batches_carry_true_lengths_and_fixed_padding(examples):
     examples, config, extractor = examples
+    boundaries = bucket_boundaries(examples, config)
     out = batches(make_dataset(examples, config, extractor, training=False))
     seen = sorted(int(i) for b in out for i in b["index"])
     assert seen == list(range(12))
@@ -57,8 +58,13 @@ def test_batches_carry_true_lengths_and_fixed_padding(examples):
             np.testing.assert_array_equal(b["labels"][row, : len(ex.labels)], ex.labels)
             assert (b["labels"][row, len(ex.labels) :] == LABEL_PAD).all()
             assert not b["features"][row, ex.num_windows :].any()  # zero padding
-        # Padded to a bucket boundary, not to the batch's longest: few distinct shapes.
-        assert b["features"].shape[1] >= b["feature_lengths"].max()
+        # Padded to its bucket's boundary (the bucket's longest length, boundary - 1), not to
+        # the batch's longest: every example of a batch falls in one bucket, and the width
+        # is that bucket's, so there are few distinct shapes.
+        buckets = {int(np.searchsorted(boundaries, n, side="right")) for n in b["feature_lengths"]}
+        assert len(buckets) == 1, b["feature_lengths"]
+        assert b["features"].shape[1] == boundaries[buckets.pop()] - 1
+    assert len({b["features"].shape[1] for b in out}) > 1  # several buckets
 
 
 def test_training_order_is_seeded_per_epoch_and_resume_skips_exactly(examples):
