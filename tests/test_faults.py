@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -104,10 +105,12 @@ def test_kill_9_then_the_same_command_resumes_to_the_same_weights(clips_manifest
     killed_at = max(checkpoint_steps(run))
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "restored" in resumed.stdout and f"step {killed_at}" in resumed.stdout, (
-        kill_after,
-        resumed.stdout[-2000:],
-    )
+    # "step 3" must not match "step 30": the whole line, anchored
+    assert re.search(
+        rf"^restored \S+/ckpt-\d+: epoch \d+, batch \d+, step {killed_at}$",
+        resumed.stdout,
+        re.MULTILINE,
+    ), (kill_after, resumed.stdout[-2000:])
     metrics = json.loads((run / "metrics.json").read_text())
     reference = json.loads((reference_run / "metrics.json").read_text())
     assert metrics["steps"] == total
