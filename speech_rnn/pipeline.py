@@ -83,22 +83,36 @@ def bucket_batch_sizes(boundaries, config: Config, batch_size: int, replicas: in
     ]
 
 
-def _decode_for(sample_rate: int):
+def _decode_for(sample_rate: int, skipped: list | None = None):
+    """A decoder for the pipeline: a file that fails now, though it passed the pre-flight
+    check (it changed under us), comes back empty, is logged with its name and added to
+    ``skipped``; the pipeline then drops it before any feature is computed from it."""
+
     def decode(path: bytes) -> np.ndarray:
+        name = path.decode("utf-8")
         try:
-            return load_audio(path.decode("utf-8"), sample_rate)
+            return load_audio(name, sample_rate)
         except AudioError as e:  # checked in pre-flight, but files can change under us
-            logger.warning("skipping %s", e)
+            logger.warning("skipping %s: it failed to decode after the pre-flight check", e)
+            if skipped is not None:
+                skipped.append(name)
             return np.zeros([0], np.float32)
 
     return decode
 
 
 def log_mel_dataset(
-    examples, config: Config, extractor: FeatureExtractor, cache_path=None, index_offset: int = 0
+    examples,
+    config: Config,
+    extractor: FeatureExtractor,
+    cache_path=None,
+    index_offset: int = 0,
+    skipped: list | None = None,
 ):
     """Decoded, featurized (log-mel) examples in order, cached on disk or in memory. Each
-    item's ``index`` is its position in ``examples`` plus ``index_offset``."""
+    item's ``index`` is its position in ``examples`` plus ``index_offset``. An example whose
+    file no longer decodes is left out (never fed as empty audio) and its path appended to
+    ``skipped``."""
     import tensorflow as tf
 
     paths = [e.utterance.audio_filepath for e in examples]
@@ -117,17 +131,24 @@ def log_mel_dataset(
             "audio_seconds": tf.constant([e.utterance.duration for e in examples], tf.float32),
         }
     )
-    decode = _decode_for(config.audio.sample_rate)
+    decode = _decode_for(config.audio.sample_rate, skipped)
 
-    def to_log_mel(item):
+    def to_waveform(item):
         waveform = tf.numpy_function(decode, [item["path"]], tf.float32, stateful=False)
         waveform.set_shape([None])
         out = {k: v for k, v in item.items() if k != "path"}
-        out["log_mel"] = extractor.log_mel(waveform)
+        out["waveform"] = waveform
         return out
 
-    ds = source.map(to_log_mel, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.filter(lambda item: tf.shape(item["log_mel"])[0] > 0)
+    def to_log_mel(item):
+        out = {k: v for k, v in item.items() if k != "waveform"}
+        out["log_mel"] = extractor.log_mel(item["waveform"])
+        return out
+
+    ds = source.map(to_waveform, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    # before any feature op: an empty waveform would fail the STFT, or be fed as silence
+    ds = ds.filter(lambda item: tf.size(item["waveform"]) > 0)
+    ds = ds.map(to_log_mel, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if cache_path is not None:
         Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_cache_lock(cache_path)
@@ -143,7 +164,7 @@ def _remove_stale_cache_lock(cache_path) -> None:
 
 
 def source_datasets(
-    examples, sources, config: Config, extractor: FeatureExtractor, cache_path=None
+    examples, sources, config: Config, extractor: FeatureExtractor, cache_path=None, skipped=None
 ):
     """One cached log-mel dataset per source, a ``(start, stop, weight)`` range of
     ``examples`` (a training manifest of a weighted mix)."""
@@ -154,6 +175,7 @@ def source_datasets(
             extractor,
             None if cache_path is None else f"{cache_path}_{i}",
             start,
+            skipped,
         )
         for i, (start, stop, _) in enumerate(sources)
     ]
@@ -173,6 +195,7 @@ def make_dataset(
     boundaries=None,
     sources=None,
     replicas: int = 1,
+    skipped: list | None = None,
 ):
     """Batches of model inputs over ``examples`` (pre-flight :class:`Example` objects).
 
@@ -180,7 +203,8 @@ def make_dataset(
     training (an epoch is then ``len(examples)`` draws, each source reshuffled and repeated
     as needed); by default every example is used once per epoch. In training, long
     buckets get smaller batches (:func:`bucket_batch_sizes`; ``batch_size`` is the global
-    batch of ``replicas`` replicas).
+    batch of ``replicas`` replicas). ``skipped`` collects the paths of files that passed
+    the pre-flight check but no longer decode (left out, never fed).
     """
     import tensorflow as tf
 
@@ -192,7 +216,9 @@ def make_dataset(
 
     if training and len(sources) > 1:
         parts = []
-        for i, part in enumerate(source_datasets(examples, sources, config, extractor, cache_path)):
+        for i, part in enumerate(
+            source_datasets(examples, sources, config, extractor, cache_path, skipped)
+        ):
             size = sources[i][1] - sources[i][0]
             parts.append(
                 part.shuffle(
@@ -205,7 +231,7 @@ def make_dataset(
             parts, weights=[w for _, _, w in sources], seed=tc.seed + epoch
         ).take(len(examples))
     else:
-        ds = source_datasets(examples, sources[:1], config, extractor, cache_path)[0]
+        ds = source_datasets(examples, sources[:1], config, extractor, cache_path, skipped)[0]
         if training:
             ds = ds.shuffle(
                 min(tc.shuffle_buffer, len(examples)),

@@ -117,3 +117,38 @@ def test_weighted_sources_are_drawn_in_proportion(examples):
             counts[1] += (b["index"] >= 6).sum()
     assert counts.sum() == 6 * 12  # an epoch is len(examples) draws
     assert 0.8 < counts[0] / counts.sum() < 0.97
+
+
+def test_a_file_broken_after_the_preflight_check_is_left_out_counted_and_logged(
+    examples, tmp_path, caplog
+):
+    """The README: training never feeds TensorFlow an unusable example. A file that passed
+    the pre-flight check and is then overwritten is not fed (neither as empty audio nor as
+    an error that ends the epoch): it is left out, its path collected and logged."""
+    import dataclasses
+    import shutil
+    from pathlib import Path
+
+    examples, config, extractor = examples
+    utterances = []
+    for example in examples[:4]:
+        copy = tmp_path / Path(example.utterance.audio_filepath).name
+        shutil.copy(example.utterance.audio_filepath, copy)
+        utterances.append(dataclasses.replace(example.utterance, audio_filepath=str(copy)))
+    checked = check_utterances(utterances, Vocabulary(("a", "b")), config, decode_audio=True)
+    assert len(checked.examples) == 4, checked.problems
+    broken = checked.examples[1].utterance.audio_filepath
+    Path(broken).write_bytes(b"RIFF\x24\x00\x00\x00WAVE" + bytes(32))  # no longer audio
+    for training in (True, False):
+        skipped = []
+        with caplog.at_level("WARNING", logger="speech_rnn"):
+            out = batches(
+                make_dataset(
+                    list(checked.examples), config, extractor, training=training, skipped=skipped
+                )
+            )
+        assert sorted(int(i) for b in out for i in b["index"]) == [0, 2, 3]
+        assert all((b["feature_lengths"] > 0).all() for b in out)
+        assert skipped == [broken]
+        assert f"{broken}" in caplog.text and "after the pre-flight check" in caplog.text
+        caplog.clear()
