@@ -80,7 +80,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     warmup_steps: int = 300
     clipnorm: float = 5.0
-    anneal_factor: float = 0.5  # lr *= factor when dev WER did not improve ...
+    anneal_factor: float = 0.5  # lr *= factor when the dev loss did not improve ...
     anneal_patience: int = 1  # ... for this many evaluations
     min_lr_scale: float = 0.01
     early_stop_patience: int = 6  # evaluations without dev WER improvement

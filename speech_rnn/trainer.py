@@ -19,7 +19,7 @@ from .compat import BuiltBeforeFit
 
 class WarmupAnnealSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up to ``base_lr``, then ``base_lr * scale``; the training hooks lower
-    ``scale`` when the dev WER stops improving (newbob annealing). ``scale`` is a variable,
+    ``scale`` when the dev loss stops improving (newbob annealing). ``scale`` is a variable,
     saved in the checkpoint, so a resumed run continues at the same rate."""
 
     def __init__(self, base_lr: float, warmup_steps: int):
