@@ -342,6 +342,7 @@ class TrainingHooks(keras.callbacks.Callback):
         self._first_step = (
             None  # (step, time, planned total) at the first paced step: see _pace_total_steps
         )
+        self.skipped_files = []  # files that failed to decode after the pre-flight check
 
     @property
     def step(self) -> int:
@@ -542,6 +543,14 @@ class TrainingHooks(keras.callbacks.Callback):
             metrics["audio_seconds_seen"] / max(1e-9, metrics["train_seconds_this_invocation"]), 2
         )
         metrics["data"] = self.data_info
+        skipped = sorted(set(self.skipped_files))
+        metrics["skipped_after_preflight"] = skipped
+        if skipped:
+            logger.warning(
+                f"{len(skipped)} file(s) passed the pre-flight check but failed to decode "
+                f"later and were left out: {', '.join(skipped[:5])}"
+                + (" ..." if len(skipped) > 5 else "")
+            )
         metrics["weights_sha256"] = weights_digest(self.trainer.acoustic_model)
         self.pictures.close()
         renders = self.pictures.render_seconds

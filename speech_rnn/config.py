@@ -99,7 +99,7 @@ class TrainConfig:
     lr_schedule: str = "warmup_newbob"
     sortagrad: bool = False  # epoch 1 in order of increasing duration (bucketed), then shuffled
     clipnorm: float = 5.0
-    anneal_factor: float = 0.5  # lr *= factor when dev WER did not improve ...
+    anneal_factor: float = 0.5  # lr *= factor when the dev loss did not improve ...
     anneal_patience: int = 1  # ... for this many evaluations
     min_lr_scale: float = 0.01
     early_stop_patience: int = 6  # evaluations without dev WER improvement

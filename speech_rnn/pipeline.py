@@ -85,12 +85,19 @@ def bucket_batch_sizes(boundaries, config: Config, batch_size: int, replicas: in
     ]
 
 
-def decoder_for(sample_rate: int):
+def decoder_for(sample_rate: int, skipped: list | None = None):
+    """A decoder for the pipeline: a file that fails now, though it passed the pre-flight
+    check (it changed under us), comes back empty, is logged with its name and added to
+    ``skipped``; the pipeline then drops it before any feature is computed from it."""
+
     def decode(path: bytes) -> np.ndarray:
+        name = path.decode("utf-8")
         try:
-            return load_audio(path.decode("utf-8"), sample_rate)
+            return load_audio(name, sample_rate)
         except AudioError as e:  # checked in pre-flight, but files can change under us
-            logger.warning("skipping %s", e)
+            logger.warning("skipping %s: it failed to decode after the pre-flight check", e)
+            if skipped is not None:
+                skipped.append(name)
             return np.zeros([0], np.float32)
 
     return decode
@@ -102,11 +109,15 @@ def log_mel_dataset(
     extractor: FeatureExtractor,
     cache_path=None,
     index_offset: int = 0,
+    *,
     order=None,
+    skipped: list | None = None,
 ):
     """Decoded, featurized (log-mel) examples in order, cached on disk or in memory. Each
     item's ``index`` is its position in ``examples`` plus ``index_offset``. ``order``: a
-    permutation of the positions to read the examples in, uncached (one pass)."""
+    permutation of the positions to read the examples in, uncached (one pass). An example
+    whose file no longer decodes is left out (never fed as empty audio) and its path
+    appended to ``skipped``."""
     import tensorflow as tf
 
     positions = np.arange(len(examples)) if order is None else np.asarray(order, np.int64)
@@ -127,17 +138,24 @@ def log_mel_dataset(
             "audio_seconds": tf.constant([e.utterance.duration for e in examples], tf.float32),
         }
     )
-    decode = decoder_for(config.audio.sample_rate)
+    decode = decoder_for(config.audio.sample_rate, skipped)
 
-    def to_log_mel(item):
+    def to_waveform(item):
         waveform = tf.numpy_function(decode, [item["path"]], tf.float32, stateful=False)
         waveform.set_shape([None])
         out = {k: v for k, v in item.items() if k != "path"}
-        out["log_mel"] = extractor.log_mel(waveform)
+        out["waveform"] = waveform
         return out
 
-    ds = source.map(to_log_mel, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.filter(lambda item: tf.shape(item["log_mel"])[0] > 0)
+    def to_log_mel(item):
+        out = {k: v for k, v in item.items() if k != "waveform"}
+        out["log_mel"] = extractor.log_mel(item["waveform"])
+        return out
+
+    ds = source.map(to_waveform, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    # before any feature op: an empty waveform would fail the STFT, or be fed as silence
+    ds = ds.filter(lambda item: tf.size(item["waveform"]) > 0)
+    ds = ds.map(to_log_mel, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if order is not None:
         return ds
     if cache_path is not None:
@@ -155,7 +173,7 @@ def _remove_stale_cache_lock(cache_path) -> None:
 
 
 def source_datasets(
-    examples, sources, config: Config, extractor: FeatureExtractor, cache_path=None
+    examples, sources, config: Config, extractor: FeatureExtractor, cache_path=None, skipped=None
 ):
     """One cached log-mel dataset per source, a ``(start, stop, weight)`` range of
     ``examples`` (a training manifest of a weighted mix)."""
@@ -166,6 +184,7 @@ def source_datasets(
             extractor,
             None if cache_path is None else f"{cache_path}_{i}",
             start,
+            skipped=skipped,
         )
         for i, (start, stop, _) in enumerate(sources)
     ]
@@ -185,6 +204,7 @@ def make_dataset(
     boundaries=None,
     sources=None,
     replicas: int = 1,
+    skipped: list | None = None,
 ):
     """Batches of model inputs over ``examples`` (pre-flight :class:`Example` objects).
 
@@ -192,7 +212,8 @@ def make_dataset(
     training (an epoch is then ``len(examples)`` draws, each source reshuffled and repeated
     as needed); by default every example is used once per epoch. In training, long
     buckets get smaller batches (:func:`bucket_batch_sizes`; ``batch_size`` is the global
-    batch of ``replicas`` replicas).
+    batch of ``replicas`` replicas). ``skipped`` collects the paths of files that passed
+    the pre-flight check but no longer decode (left out, never fed).
     """
     import tensorflow as tf
 
@@ -204,7 +225,9 @@ def make_dataset(
 
     if training and len(sources) > 1:
         parts = []
-        for i, part in enumerate(source_datasets(examples, sources, config, extractor, cache_path)):
+        for i, part in enumerate(
+            source_datasets(examples, sources, config, extractor, cache_path, skipped)
+        ):
             size = sources[i][1] - sources[i][0]
             parts.append(
                 part.shuffle(
@@ -222,10 +245,10 @@ def make_dataset(
         # bucket, and a bucket's last partial batch comes out at the end of the epoch
         durations = [e.utterance.duration for e in examples]
         ds = log_mel_dataset(
-            examples, config, extractor, order=np.argsort(durations, kind="stable")
+            examples, config, extractor, order=np.argsort(durations, kind="stable"), skipped=skipped
         )
     else:
-        ds = source_datasets(examples, sources[:1], config, extractor, cache_path)[0]
+        ds = source_datasets(examples, sources[:1], config, extractor, cache_path, skipped)[0]
         if training:
             ds = ds.shuffle(
                 min(tc.shuffle_buffer, len(examples)),

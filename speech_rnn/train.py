@@ -480,6 +480,8 @@ def _fit(
             "train_weights": train_weights,
         },
     )
+    # Files that passed the pre-flight check but no longer decode: left out, counted, logged.
+    skipped = []
     dev_dataset = (
         make_dataset(
             data.dev_examples,
@@ -488,6 +490,7 @@ def _fit(
             training=False,
             label_length=data.label_length,
             boundaries=data.boundaries,
+            skipped=skipped,
         )
         if data.dev_examples
         else None
@@ -510,6 +513,7 @@ def _fit(
         strategy=strategy,
         data_info=_data_info(data, train_weights),
     )
+    hooks.skipped_files = skipped
     batch_sizes = bucket_batch_sizes(data.boundaries, config, global_batch, replicas)
     steps, exact = batches_per_epoch(
         data.train_examples, data.boundaries, batch_sizes, data.sources
@@ -539,6 +543,7 @@ def _fit(
                     sources=data.sources,
                     batch_size=global_batch,
                     replicas=replicas,
+                    skipped=skipped,
                 )
             )
             hooks.begin_epoch()

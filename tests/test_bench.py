@@ -168,4 +168,9 @@ def test_bad_arguments_are_one_line_errors(capsys):
     from speech_rnn.cli import main
 
     assert main(["bench", "--only", "nonsense"]) == 2
-    assert "unknown section" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        "speech-rnn bench: error: --only: unknown section(s) nonsense; "
+        "valid: pipeline, train, inference, scaling"
+    ], captured.err
+    assert captured.out == ""

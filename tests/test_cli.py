@@ -151,7 +151,11 @@ def test_errors_are_one_line_without_traceback(tmp_path):
         "evaluate", "--model", tmp_path / "nothing", "--manifest", tmp_path / "m.jsonl"
     )
     assert missing.returncode == 2
-    assert "run folder not found" in missing.stderr and "Traceback" not in missing.stderr
+    # exactly one line on stderr, the whole message: no traceback, no second line
+    assert missing.stderr.splitlines() == [
+        f"speech-rnn evaluate: error: {tmp_path / 'nothing'}: run folder not found"
+    ], missing.stderr
+    assert missing.stdout == ""
     bad_set = speech_rnn(
         "train",
         "--train",
@@ -161,17 +165,23 @@ def test_errors_are_one_line_without_traceback(tmp_path):
         "--set",
         "train.bach_size=3",
     )
-    assert bad_set.returncode == 2 and "valid keys" in bad_set.stderr
+    assert bad_set.returncode == 2, bad_set.stderr
+    [line] = bad_set.stderr.splitlines()
+    assert line.startswith("speech-rnn train: error: --set.train: unknown key(s) bach_size; ")
+    assert "valid keys: batch_size, " in line
 
 
-def test_scripts_are_thin_wrappers():
-    """Each script is the same command: its --help is the subcommand's, exit 0."""
-    for name, flag in (
-        ("train", "--train"),
-        ("transcribe", "--model"),
-        ("evaluate", "--manifest"),
-        ("prepare", "--layout"),
-        ("bench", "--only"),
+def test_scripts_are_thin_wrappers(tmp_path):
+    """Each script is the same command: its --help is the subcommand's, exit 0; an error the
+    command returns (not argparse's own exit) comes out of the script with the same status
+    and message."""
+    nothing = tmp_path / "nothing"
+    for name, flag, failing in (
+        ("train", "--train", ["--train", nothing, "--out", tmp_path / "r", "--set", "x.y=1"]),
+        ("transcribe", "--model", ["--model", nothing, nothing]),
+        ("evaluate", "--manifest", ["--model", nothing, "--manifest", nothing]),
+        ("prepare", "--layout", [nothing, "--out", tmp_path / "p"]),
+        ("bench", "--only", ["--only", "nonsense"]),
     ):
         proc = subprocess.run(
             [sys.executable, str(REPO / "scripts" / f"{name}.py"), "--help"],
@@ -181,3 +191,13 @@ def test_scripts_are_thin_wrappers():
         )
         assert proc.returncode == 0, (name, proc.stderr)
         assert proc.stdout.startswith(f"usage: speech-rnn {name}") and flag in proc.stdout, name
+        script = subprocess.run(
+            [sys.executable, str(REPO / "scripts" / f"{name}.py"), *map(str, failing)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        command = speech_rnn(name, *failing, timeout=60)
+        assert command.returncode == 2, (name, command.stderr)
+        assert command.stderr.startswith(f"speech-rnn {name}: error: "), command.stderr
+        assert (script.returncode, script.stderr) == (command.returncode, command.stderr), name

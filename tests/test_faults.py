@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -104,16 +105,23 @@ def test_kill_9_then_the_same_command_resumes_to_the_same_weights(clips_manifest
     killed_at = max(checkpoint_steps(run))
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "restored" in resumed.stdout and f"step {killed_at}" in resumed.stdout, (
-        kill_after,
-        resumed.stdout[-2000:],
-    )
+    # "step 3" must not match "step 30": the whole line, anchored
+    assert re.search(
+        rf"^restored \S+/ckpt-\d+: epoch \d+, batch \d+, step {killed_at}$",
+        resumed.stdout,
+        re.MULTILINE,
+    ), (kill_after, resumed.stdout[-2000:])
     metrics = json.loads((run / "metrics.json").read_text())
+    reference = json.loads((reference_run / "metrics.json").read_text())
     assert metrics["steps"] == total
-    for got, want in zip(final_weights(run), final_weights(reference_run)):
-        np.testing.assert_allclose(
-            got, want, rtol=1e-5, atol=1e-6, err_msg=f"killed after step {killed_at}"
-        )
+    # Bit-exact with train.deterministic=true (README): the in-memory weights' digests at the
+    # end of training, and every array of the saved last.keras, equal to the last bit.
+    assert metrics["weights_sha256"] == reference["weights_sha256"], f"killed after {killed_at}"
+    got, want = final_weights(run), final_weights(reference_run)
+    assert len(got) == len(want)
+    for i, (a, b) in enumerate(zip(got, want)):
+        assert a.shape == b.shape and a.dtype == b.dtype, i
+        np.testing.assert_array_equal(a, b, err_msg=f"weight {i}, killed after step {killed_at}")
     # The dev history continues where it stopped: one evaluation per epoch, no repeats.
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2, 3]
@@ -156,8 +164,9 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(reference_run,
     metrics = train(manifest, manifest, run, config, verbose=0)
     captured = capsys.readouterr()
     out = captured.out + captured.err
-    assert f"ckpt-{steps[-1]} is unreadable" in out and "trying the previous one" in out
-    assert f"restored {run / 'checkpoints'}/ckpt-{steps[-2]}" in out
+    # anchored: "ckpt-9" must not match "ckpt-19", nor "ckpt-8" match "ckpt-80"
+    assert re.search(rf"/ckpt-{steps[-1]} is unreadable", out) and "trying the previous" in out
+    assert re.search(rf"restored {re.escape(str(run / 'checkpoints'))}/ckpt-{steps[-2]}:", out)
     assert metrics["epochs_completed"] == 4
 
 
@@ -256,3 +265,100 @@ def test_damaged_run_folders_fail_with_one_clear_error(tiny_run, tmp_path, damag
     with pytest.raises(SpeechRnnError) as info:
         load_model(run)
     assert "\n" not in str(info.value) and str(run) in str(info.value)
+
+
+class _FullDiskFile:
+    """A real file whose write stores half the data, then fails as a full disk does."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def write(self, data):
+        self.f.write(data[: len(data) // 2])
+        self.f.flush()
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+
+def test_full_disk_while_writing_a_json_file_keeps_the_previous_one(tmp_path, monkeypatch):
+    """metrics.json, config.json, env.json ... go through fileio's atomic write: a full disk
+    mid-write raises ENOSPC, the previous file is intact and no temporary file is left."""
+    import builtins
+
+    import speech_rnn.fileio as fileio
+
+    path = tmp_path / "metrics.json"
+    fileio.atomic_write_json(path, {"steps": 1})
+    before = path.read_bytes()
+    real_open = builtins.open
+    monkeypatch.setattr(
+        fileio, "open", lambda *a, **k: _FullDiskFile(real_open(*a, **k)), raising=False
+    )
+    with pytest.raises(OSError) as info:
+        fileio.atomic_write_json(path, {"steps": 2, "pad": "x" * 4096})
+    assert info.value.errno == errno.ENOSPC
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary file left
+
+
+def test_full_disk_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
+    """The Checkpointer of a run: a checkpoint write that fails half-way (a partial data
+    file, then an out-of-space error from TensorFlow) is one SaveError; the checkpoint
+    state still names the previous checkpoint, whose files are unchanged and restore."""
+    import tensorflow as tf
+
+    from speech_rnn.callbacks import Checkpointer
+    from speech_rnn.runfolder import SaveError
+    from speech_rnn.train import TrainState
+
+    weights = tf.Variable([1.0, 2.0, 3.0])
+    progress = {
+        name: tf.Variable(value, dtype=dtype)
+        for name, value, dtype in (
+            ("epoch", 0, tf.int64),
+            ("batch_in_epoch", 0, tf.int64),
+            ("best_wer", np.inf, tf.float64),
+            ("best_loss", np.inf, tf.float64),
+            ("evals_since_best", 0, tf.int64),
+            ("evals_since_anneal", 0, tf.int64),
+        )
+    }
+    checkpoint = tf.train.Checkpoint(weights=weights, **progress)
+    folder = tmp_path / "checkpoints"
+    manager = tf.train.CheckpointManager(checkpoint, folder, max_to_keep=3)
+    optimizer = tf.Module()
+    optimizer.iterations = tf.Variable(1, dtype=tf.int64)
+    state = TrainState(epoch=1, batch_in_epoch=4)
+    saver = Checkpointer(manager, progress, state, optimizer)
+    saver.save()
+    files = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert "ckpt-1.index" in files
+
+    real_write = tf.train.Checkpoint._write
+
+    def full_disk(self, prefix, *args, **kwargs):
+        # TensorFlow had written part of the data when the device filled up
+        with open(f"{prefix}_temp.data-00000-of-00001", "wb") as f:
+            f.write(b"\0" * 100)
+        raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+
+    monkeypatch.setattr(tf.train.Checkpoint, "_write", full_disk)
+    weights.assign([9.0, 9.0, 9.0])
+    optimizer.iterations.assign(2)
+    state.epoch = 2
+    with pytest.raises(SaveError, match="No space left on device.*previous checkpoint is intact"):
+        saver.save()
+    monkeypatch.setattr(tf.train.Checkpoint, "_write", real_write)
+    assert tf.train.latest_checkpoint(folder) == str(folder / "ckpt-1")
+    for name, data in files.items():
+        assert (folder / name).read_bytes() == data, name
+    checkpoint.restore(tf.train.latest_checkpoint(folder)).assert_consumed()
+    assert weights.numpy().tolist() == [1.0, 2.0, 3.0] and int(progress["epoch"].numpy()) == 1

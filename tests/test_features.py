@@ -121,11 +121,28 @@ def test_spec_augment_masks_bands_and_spans_reproducibly():
     a = spec_augment(log_mel, config, tf.constant([3, 4]))
     b = spec_augment(log_mel, config, tf.constant([3, 4]))
     np.testing.assert_array_equal(a.numpy(), b.numpy())
-    changed = a.numpy() != log_mel.numpy()
-    cols = changed.all(axis=0).sum()
-    rows = changed.all(axis=1).sum()
-    assert 0 <= cols <= 8 and 0 <= rows <= 30
-    assert changed.sum() > 0
+    original = log_mel.numpy()
+    fill = original.mean()
+
+    def runs(flags):
+        """The (start, stop) of each run of True in a 1-D boolean array."""
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(int), [0]])))
+        return list(zip(edges[::2], edges[1::2]))
+
+    widths = []
+    for seed in range(12):
+        out = spec_augment(log_mel, config, tf.constant([seed, 4])).numpy()
+        changed = out != original
+        cols, rows = changed.all(axis=0), changed.all(axis=1)
+        # exactly one band of whole mel columns (up to 8 wide) and one span of whole frames
+        # (up to 30), nothing else touched, and the masked cells hold the mean
+        assert len(runs(cols)) <= 1 and cols.sum() <= 8, runs(cols)
+        assert len(runs(rows)) <= 1 and rows.sum() <= 30, runs(rows)
+        np.testing.assert_array_equal(changed, cols[np.newaxis, :] | rows[:, np.newaxis])
+        np.testing.assert_allclose(out[changed], fill, rtol=1e-6)
+        widths.append((int(cols.sum()), int(rows.sum())))
+    assert len(set(widths)) > 6 and min(c for c, _ in widths) < max(c for c, _ in widths)
+    assert sum(c > 0 and r > 0 for c, r in widths) > 6  # both kinds of mask, most seeds
     disabled = spec_augment(log_mel, SpecAugmentConfig(enabled=False), tf.constant([3, 4]))
     np.testing.assert_array_equal(disabled.numpy(), log_mel.numpy())
 

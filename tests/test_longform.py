@@ -143,27 +143,40 @@ def test_stream_errors_name_the_file(tmp_path):
 
 # -- a long file, end to end ----------------------------------------------------------------------
 MEASURE = r"""
-import json, resource, sys, tracemalloc
+import json, os, resource, sys, tracemalloc
 from speech_rnn import load_model
 
 def rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+def current_rss_mb():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
 model, long_path, warm_path, out = sys.argv[1:]
 recognizer = load_model(model)
 recognizer.transcribe(warm_path)         # the same code path on 3 minutes: allocator warm
+# the resident memory as each chunk's words are timed, against the audio position reached
+samples, words_of = [], recognizer.words
+
+def measured(hyp, logits, offset=0.0, limit=None, audio=None):
+    samples.append((limit or 0.0, current_rss_mb()))
+    return words_of(hyp, logits, offset, limit, audio)
+
+recognizer.words = measured
 before = rss_mb()
 tracemalloc.start()
 result = recognizer.transcribe(long_path)
 peak = tracemalloc.get_traced_memory()[1] / 2**20
 tracemalloc.stop()
 json.dump({"rss_before_mb": before, "rss_after_mb": rss_mb(), "traced_peak_mb": peak,
+           "rss_samples": samples,
            "duration": result.duration, "segments": len(result.segments),
            "words": [[w.word, w.start, w.end] for w in result.words]}, open(out, "w"))
 """
 LONG_MINUTES = 25
 RSS_GROWTH_BOUND_MB = 48  # the whole file as float32 at 16 kHz alone would be 96 MB
 TRACED_PEAK_BOUND_MB = 32
+RSS_SLOPE_BOUND_MB_PER_MIN = 0.3  # measured +0.06 to +0.12
 
 
 def write_long_file(path, utterances, minutes, rng):
@@ -221,6 +234,15 @@ def test_long_file_memory_is_flat(long_run):
         f"after {out['duration'] / 60:.1f} min (+{growth:.1f} MB); traced peak "
         f"{out['traced_peak_mb']:.1f} MB"
     )
+    # Flat, not merely bounded: the slope of resident memory against the audio position,
+    # fitted over every chunk after the first 3 minutes, stays under 0.3 MB per audio
+    # minute (a leak of 1 MB per minute, which two end points may let through, fails it).
+    seconds, rss = np.array(out["rss_samples"]).T
+    late = seconds > 180
+    assert late.sum() >= 30, len(seconds)  # enough points for a fit
+    slope = np.polyfit(seconds[late] / 60, rss[late], 1)[0]
+    print(f"RSS slope {slope:+.3f} MB per audio minute over {late.sum()} chunks")
+    assert abs(slope) < RSS_SLOPE_BOUND_MB_PER_MIN, slope
     assert growth < RSS_GROWTH_BOUND_MB
     assert out["traced_peak_mb"] < TRACED_PEAK_BOUND_MB
 

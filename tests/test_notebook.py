@@ -3,8 +3,6 @@ outputs."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from conftest import REPO
 
@@ -39,9 +37,7 @@ def test_notebook_runs_on_the_tiny_setting(tmp_path):
         kernel_name="python3",
         resources={"metadata": {"path": str(NOTEBOOK.parent)}},
     )
-    started = time.monotonic()
     client.execute()  # raises CellExecutionError, with the cell and traceback, on any error
-    elapsed = time.monotonic() - started
 
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
@@ -51,4 +47,3 @@ def test_notebook_runs_on_the_tiny_setting(tmp_path):
     assert "tensorboard --logdir" in text and "--host 127.0.0.1" in text
     assert "hyp:" in text and "first label decoded" in text
     assert (tmp_path / "work" / "run_tiny" / "best.keras").is_file()
-    assert elapsed < 120, f"the tiny notebook took {elapsed:.0f} s"

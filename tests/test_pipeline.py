@@ -10,7 +10,7 @@ import soundfile
 from speech_rnn.config import Config
 from speech_rnn.features import FeatureExtractor, FeatureStats, feature_dim
 from speech_rnn.manifest import Utterance
-from speech_rnn.pipeline import LABEL_PAD, make_dataset
+from speech_rnn.pipeline import LABEL_PAD, bucket_boundaries, make_dataset
 from speech_rnn.preflight import check_utterances
 from speech_rnn.text import Vocabulary
 
@@ -44,6 +44,7 @@ def batches(ds):
 
 def test_batches_carry_true_lengths_and_fixed_padding(examples):
     examples, config, extractor = examples
+    boundaries = bucket_boundaries(examples, config)
     out = batches(make_dataset(examples, config, extractor, training=False))
     seen = sorted(int(i) for b in out for i in b["index"])
     assert seen == list(range(12))
@@ -57,8 +58,13 @@ def test_batches_carry_true_lengths_and_fixed_padding(examples):
             np.testing.assert_array_equal(b["labels"][row, : len(ex.labels)], ex.labels)
             assert (b["labels"][row, len(ex.labels) :] == LABEL_PAD).all()
             assert not b["features"][row, ex.num_windows :].any()  # zero padding
-        # Padded to a bucket boundary, not to the batch's longest: few distinct shapes.
-        assert b["features"].shape[1] >= b["feature_lengths"].max()
+        # Padded to its bucket's boundary (the bucket's longest length, boundary - 1), not to
+        # the batch's longest: every example of a batch falls in one bucket, and the width
+        # is that bucket's, so there are few distinct shapes.
+        buckets = {int(np.searchsorted(boundaries, n, side="right")) for n in b["feature_lengths"]}
+        assert len(buckets) == 1, b["feature_lengths"]
+        assert b["features"].shape[1] == boundaries[buckets.pop()] - 1
+    assert len({b["features"].shape[1] for b in out}) > 1  # several buckets
 
 
 def test_training_order_is_seeded_per_epoch_and_resume_skips_exactly(examples):
@@ -111,3 +117,38 @@ def test_weighted_sources_are_drawn_in_proportion(examples):
             counts[1] += (b["index"] >= 6).sum()
     assert counts.sum() == 6 * 12  # an epoch is len(examples) draws
     assert 0.8 < counts[0] / counts.sum() < 0.97
+
+
+def test_a_file_broken_after_the_preflight_check_is_left_out_counted_and_logged(
+    examples, tmp_path, caplog
+):
+    """The README: training never feeds TensorFlow an unusable example. A file that passed
+    the pre-flight check and is then overwritten is not fed (neither as empty audio nor as
+    an error that ends the epoch): it is left out, its path collected and logged."""
+    import dataclasses
+    import shutil
+    from pathlib import Path
+
+    examples, config, extractor = examples
+    utterances = []
+    for example in examples[:4]:
+        copy = tmp_path / Path(example.utterance.audio_filepath).name
+        shutil.copy(example.utterance.audio_filepath, copy)
+        utterances.append(dataclasses.replace(example.utterance, audio_filepath=str(copy)))
+    checked = check_utterances(utterances, Vocabulary(("a", "b")), config, decode_audio=True)
+    assert len(checked.examples) == 4, checked.problems
+    broken = checked.examples[1].utterance.audio_filepath
+    Path(broken).write_bytes(b"RIFF\x24\x00\x00\x00WAVE" + bytes(32))  # no longer audio
+    for training in (True, False):
+        skipped = []
+        with caplog.at_level("WARNING", logger="speech_rnn"):
+            out = batches(
+                make_dataset(
+                    list(checked.examples), config, extractor, training=training, skipped=skipped
+                )
+            )
+        assert sorted(int(i) for b in out for i in b["index"]) == [0, 2, 3]
+        assert all((b["feature_lengths"] > 0).all() for b in out)
+        assert skipped == [broken]
+        assert f"{broken}" in caplog.text and "after the pre-flight check" in caplog.text
+        caplog.clear()

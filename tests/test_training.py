@@ -38,14 +38,31 @@ MAX_STEPS = 110  # measured: CER 0 from about step 70 on two clips
 
 @pytest.fixture(scope="module")
 def overfit_run(tmp_path_factory):
+    import speech_rnn.train as training
     from speech_rnn.train import train
 
     root = tmp_path_factory.mktemp("overfit")
     clips = short_kathleen_clips(2)
     write_manifest(clips, root / "clips.jsonl")
     config = Config().with_overrides(OVERFIT + [f"train.epochs={MAX_STEPS // 2}"])
-    metrics = train(root / "clips.jsonl", root / "clips.jsonl", root / "run", config, verbose=0)
+    # Keep the very model and feature extractor training ran with (a spy: the real
+    # build_training runs unchanged), to compare the saved run with what was in memory.
+    in_memory = {}
+    real_build = training.build_training
+
+    def keep(config, data, replicas):
+        parts = real_build(config, data, replicas)
+        in_memory.update(acoustic=parts.acoustic, extractor=data.extractor)
+        return parts
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(training, "build_training", keep)
+        metrics = train(root / "clips.jsonl", root / "clips.jsonl", root / "run", config, verbose=0)
+    OVERFIT_IN_MEMORY.update(in_memory)
     return root, clips, metrics
+
+
+OVERFIT_IN_MEMORY = {}  # the overfit run's trained Keras model and feature extractor
 
 
 def test_tiny_model_overfits_real_clips_to_the_exact_transcripts(overfit_run):
@@ -123,20 +140,32 @@ def test_tensorboard_events_read_back(overfit_run):
     assert image.shape[2] == 3 and np.ptp(image.astype(int), axis=-1).max() > 30
 
 
-def test_reloaded_run_transcribes_exactly_like_the_in_memory_model(overfit_run, tmp_path):
-    from speech_rnn import load_model
+def test_reloaded_run_transcribes_exactly_like_the_in_memory_model(overfit_run):
+    """The model training left in memory (not a second load of the same file) against
+    ``load_model(which="last")`` in a fresh process: the same weights to the bit, the same
+    logits from the same audio, the same words."""
+    from speech_rnn.audio import load_audio
+    from speech_rnn.callbacks import weights_digest
+    from speech_rnn.decoding import greedy_decode
 
-    root, clips, _ = overfit_run
-    recognizer = load_model(root / "run")
-    expected = {
-        c.audio_filepath: recognizer.logits(recognizer.load_waveform(c.audio_filepath)).tolist()
-        for c in clips
-    }
+    root, clips, metrics = overfit_run
+    acoustic, extractor = OVERFIT_IN_MEMORY["acoustic"], OVERFIT_IN_MEMORY["extractor"]
+    assert weights_digest(acoustic) == metrics["weights_sha256"]
+    config = Config.load(root / "run" / "config.json")
+    vocab = json.loads((root / "run" / "vocab.json").read_text())
+    expected = {}
+    for c in clips:
+        windows = extractor(load_audio(c.audio_filepath, config.audio.sample_rate)).numpy()
+        logits = acoustic([windows[np.newaxis], np.array([len(windows)])], training=False)
+        expected[c.audio_filepath] = np.asarray(logits)[0]
     script = (
         "import json, sys\n"
         "from speech_rnn import load_model\n"
-        "r = load_model(sys.argv[1])\n"
-        "out = {p: r.logits(r.load_waveform(p)).tolist() for p in sys.argv[2:]}\n"
+        "from speech_rnn.callbacks import weights_digest\n"
+        "r = load_model(sys.argv[1], which='last')\n"
+        "out = {p: [r.logits(r.load_waveform(p)).tolist(), r.transcribe(p).text]\n"
+        "       for p in sys.argv[2:]}\n"
+        "out['sha256'] = weights_digest(r.acoustic_model)\n"
         "print(json.dumps(out))\n"
     )
     proc = subprocess.run(
@@ -147,8 +176,13 @@ def test_reloaded_run_transcribes_exactly_like_the_in_memory_model(overfit_run, 
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     fresh = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert fresh.pop("sha256") == metrics["weights_sha256"]
+    blank = len(vocab["chars"])  # the blank is the last class
     for path, logits in expected.items():
-        np.testing.assert_allclose(np.array(fresh[path]), np.array(logits), atol=1e-4)
+        fresh_logits, fresh_text = fresh[path]
+        np.testing.assert_allclose(np.array(fresh_logits), logits, atol=1e-4)
+        ids = greedy_decode(logits, len(logits), blank).ids
+        assert fresh_text == " ".join("".join(vocab["chars"][i] for i in ids).split())
 
 
 def test_resuming_continues_the_step_count(overfit_run, tmp_path):

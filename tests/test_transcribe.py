@@ -430,3 +430,51 @@ def test_cli_lm_build_and_tune(recognizer, test_digits, tmp_path, capsys):
         "x",
     )
     assert code == 2 and "--alphas" in stderr
+
+
+def test_transcribe_many_streams_long_files_like_transcribe(recognizer, test_digits, tmp_path):
+    """Files longer than ``chunking.max_chunk_s`` take transcribe_many's streamed branch:
+    each comes back (by its index, with the short files around it) with the same words and
+    times as ``transcribe`` of that file, cut on silence into several chunks."""
+    from speech_rnn.longform import ChunkOptions, iter_chunks, stream_audio
+
+    chunking = ChunkOptions(max_chunk_s=6.0, min_chunk_s=3.0, block_s=2.0)
+    long_paths = []
+    for k in range(2):
+        audio = np.concatenate([u.audio for u in test_digits[10 * k : 10 * k + 10]])
+        long_paths.append(tmp_path / f"long{k}.wav")
+        soundfile.write(str(long_paths[-1]), audio, 8000, subtype="FLOAT")
+    short = tmp_path / "short.wav"
+    soundfile.write(str(short), test_digits[30].audio, 8000, subtype="FLOAT")
+    chunks = list(iter_chunks(stream_audio(long_paths[0], 16000, 2.0), 16000, chunking))
+    assert len(chunks) >= 3  # really cut
+    inputs = [long_paths[0], short, long_paths[1]]
+    outcomes = {
+        i: out for i, _, out in recognizer.transcribe_many(inputs, batch_size=4, chunking=chunking)
+    }
+    assert sorted(outcomes) == [0, 1, 2]
+    for i, path in enumerate(inputs):
+        alone = recognizer.transcribe(path, chunking=chunking)
+        assert outcomes[i] == alone, path
+        assert outcomes[i].duration == pytest.approx(soundfile.info(str(path)).duration, abs=1e-3)
+    assert len(outcomes[0].words) > 10
+
+
+def test_cli_exits_2_for_an_unusable_model_or_language_model(capsys, tmp_path, test_digits):
+    """An unusable model or LM is one line and exit 2, before any audio is transcribed."""
+    clip = tmp_path / "clip.wav"
+    soundfile.write(str(clip), test_digits[0].audio, 8000)
+    broken = tmp_path / "model"
+    shutil.copytree(FIXTURE_MODEL, broken)
+    for name in ("best.keras", "last.keras"):
+        (broken / name).write_bytes(b"PK\x03\x04 not a model")
+    code, out, err = run_cli(capsys, "transcribe", "--model", broken, clip)
+    assert code == 2 and out == "", err
+    [line] = err.strip().splitlines()
+    assert line.startswith("speech-rnn transcribe: error: ") and str(broken) in line
+    lm = tmp_path / "lm.arpa"
+    lm.write_text("this is not an ARPA file\n")
+    code, out, err = run_cli(capsys, "transcribe", "--model", FIXTURE_MODEL, clip, "--lm", lm)
+    assert code == 2 and out == "", err
+    [line] = err.strip().splitlines()
+    assert line.startswith("speech-rnn transcribe: error: ") and str(lm) in line
