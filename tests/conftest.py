@@ -61,12 +61,11 @@ def shared_data() -> Path:
 
 
 def full_shared_data(why: str) -> Path:
-    """The full shared data, or skip: for the few tests whose statistics need a larger sample
-    than the committed fixtures (``why`` says what the test measures on it)."""
+    """The full shared data, or skip saying ``why`` the committed fixtures are not enough."""
     if FULL_SHARED is None:
         pytest.skip(
-            f"needs the full shared speech data ({why}); the committed fixtures are too small a "
-            "sample. Put it at ../shared/data or set SPEECH_RNN_SHARED_DATA"
+            f"needs the full shared speech data: {why} (put it at ../shared/data or set "
+            "SPEECH_RNN_SHARED_DATA)"
         )
     return FULL_SHARED
 
