@@ -1,4 +1,5 @@
-"""Shared fixtures: the real speech in ../shared/data, and small runs trained once."""
+"""Shared fixtures: real speech (../shared/data, or the small committed copy in
+tests/fixtures/speech), and small runs trained once."""
 
 from __future__ import annotations
 
@@ -10,7 +11,20 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SPEECH_RNN_SHARED_DATA") or REPO.parent / "shared" / "data")
+FIXTURE_SPEECH = REPO / "tests" / "fixtures" / "speech"
+
+
+def _full_shared_folder() -> Path | None:
+    """The full shared speech data: $SPEECH_RNN_SHARED_DATA if set (a value that is not a
+    folder, such as ``none``, means "no shared data: use the fixtures"), else ../shared/data
+    beside the project if it is there."""
+    env = os.environ.get("SPEECH_RNN_SHARED_DATA")
+    folder = Path(env) if env else REPO.parent / "shared" / "data"
+    return folder if (folder / "kathleen").is_dir() and (folder / "fsdd").is_dir() else None
+
+
+FULL_SHARED = _full_shared_folder()
+SHARED = FULL_SHARED or FIXTURE_SPEECH  # what shared_data() returns
 
 
 def run_cli(*args, timeout=300, **kwargs):
@@ -31,10 +45,29 @@ def run_cli(*args, timeout=300, **kwargs):
     )
 
 
+def pytest_report_header(config):
+    if FULL_SHARED:
+        return f"speech data: {FULL_SHARED} (full shared data)"
+    return (
+        f"speech data: {FIXTURE_SPEECH} (committed fixtures; the tests that need the full "
+        "shared data skip)"
+    )
+
+
 def shared_data() -> Path:
-    if not (SHARED / "kathleen").is_dir():
-        pytest.skip(f"shared speech data not found at {SHARED} (set SPEECH_RNN_SHARED_DATA)")
+    """A folder with ``kathleen/`` and ``fsdd/``: the full shared data when present, else the
+    committed subset (tests/fixtures/speech, see its README.md)."""
     return SHARED
+
+
+def full_shared_data(why: str) -> Path:
+    """The full shared data, or skip saying ``why`` the committed fixtures are not enough."""
+    if FULL_SHARED is None:
+        pytest.skip(
+            f"needs the full shared speech data: {why} (put it at ../shared/data or set "
+            "SPEECH_RNN_SHARED_DATA)"
+        )
+    return FULL_SHARED
 
 
 def short_kathleen_clips(count: int, max_seconds: float = 2.6):
@@ -50,7 +83,11 @@ def short_kathleen_clips(count: int, max_seconds: float = 2.6):
             out.append(Utterance(str(flac), duration, text, id=flac.stem))
             if len(out) == count:
                 return out
-    pytest.skip("not enough short kathleen clips")
+    # The fixtures hold exactly what the tests ask for: a new request needs them rebuilt.
+    pytest.fail(
+        f"only {len(out)} kathleen clips under {max_seconds} s in {shared_data()}, {count} "
+        "asked for: add the request to tests/fixtures/make_speech_fixtures.py and rerun it"
+    )
 
 
 @pytest.fixture(scope="session")

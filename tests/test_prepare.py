@@ -1,5 +1,5 @@
 """Tests of speech_rnn.data.prepare on small look-alike trees of each layout, built from the real
-recordings in the shared data folder (never copied into the repository)."""
+recordings in the shared data folder (or the few committed in tests/fixtures/speech)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import soundfile
+from conftest import FIXTURE_SPEECH, FULL_SHARED, shared_data
 
 from speech_rnn.data.prepare import (
     LAYOUTS,
@@ -30,17 +31,9 @@ from speech_rnn.errors import AudioError, ConfigError, ManifestError
 from speech_rnn.manifest import Problem, Utterance, read_manifest, write_manifest
 from speech_rnn.text import normalize_text
 
-SHARED = Path(
-    os.environ.get("SPEECH_RNN_SHARED_DATA")
-    or Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-)
-KATHLEEN = SHARED / "kathleen"
-FSDD = SHARED / "fsdd"
-if not (KATHLEEN.is_dir() and FSDD.is_dir()):
-    pytest.skip(
-        f"shared speech data not found at {SHARED} (set SPEECH_RNN_SHARED_DATA)",
-        allow_module_level=True,
-    )
+KATHLEEN = shared_data() / "kathleen"
+FSDD = shared_data() / "fsdd"
+KATHLEEN_TEXTS = FIXTURE_SPEECH / "kathleen_texts.jsonl"  # see make_speech_fixtures.py
 
 # Three takes of a0001 and a0002, two of a0003: repeated prompts with identical texts.
 KATHLEEN_STEMS = [
@@ -266,11 +259,14 @@ def test_librispeech_missing_audio_names_the_line(tmp_path):
 
 
 def kathleen_corpus():
-    """Every kathleen utterance by name and text (no audio read): many repeated prompts."""
-    return [
-        Utterance(str(p.with_suffix(".flac")), 1.0, p.read_text(encoding="utf-8"), None, p.stem)
-        for p in sorted(KATHLEEN.glob("*.txt"))
-    ]
+    """Every kathleen utterance by name and text (no audio read): many repeated prompts. From
+    the full folder when present, else from the committed list of all its transcripts."""
+    if FULL_SHARED is None:
+        rows = (json.loads(line) for line in KATHLEEN_TEXTS.read_text().splitlines())
+        texts = [(KATHLEEN / f"{row['id']}.txt", row["text"]) for row in rows]
+    else:
+        texts = [(p, p.read_text(encoding="utf-8")) for p in sorted(KATHLEEN.glob("*.txt"))]
+    return [Utterance(str(p.with_suffix(".flac")), 1.0, text, None, p.stem) for p, text in texts]
 
 
 def test_group_key():

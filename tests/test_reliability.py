@@ -260,13 +260,11 @@ def test_transcribe_inputs_sharing_a_stem_each_get_their_own_output(tmp_path, ca
 
 
 # -- evaluate: a file that fails at run time is skipped, not scored ---------------------------
-def test_evaluate_skips_audio_that_fails_to_decode_and_counts_it(tmp_path, inputs):
+def test_evaluate_skips_audio_that_fails_to_decode_and_counts_it(tmp_path, inputs, fsdd_dir):
     from speech_rnn.evaluate import evaluate_run
 
-    fsdd = REPO.parent / "shared" / "data" / "fsdd"
-    clips = sorted(fsdd.glob("*_jackson_0.wav"))[:4] if fsdd.is_dir() else []
-    if len(clips) < 4:
-        pytest.skip("shared fsdd data not found")
+    clips = sorted(fsdd_dir.glob("*_jackson_0.wav"))[:4]
+    assert len(clips) == 4
     words = "zero one two three four five six seven eight nine".split()
     lines = [
         {
