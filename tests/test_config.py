@@ -195,3 +195,13 @@ def test_saved_config_is_indented_json_with_every_key(tmp_path):
     text = (tmp_path / "c.json").read_text()
     assert text.endswith("}\n") and text.startswith('{\n  "audio": {\n    "sample_rate": 16000,')
     assert json.loads(text) == Config().to_dict()
+
+
+def test_yaml_errors_quote_the_parser_first_line_and_keys_split_at_the_first_dot(tmp_path):
+    (tmp_path / "c.yaml").write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: not valid YAML \(while parsing a flow seq"):
+        Config.load(tmp_path / "c.yaml")
+    # "train.batch_size.x": section train, key "batch_size.x" (unknown), not section
+    # "train.batch_size"
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) batch_size\.x; valid keys"):
+        _set("train.batch_size.x=1")
