@@ -228,3 +228,12 @@ def test_pruned_labels_are_not_tried():
     assert hyp.ids == ()
     assert hyp.log_prob == pytest.approx(math.log(0.399 * 0.399))
     assert prefix_beam_search(np.zeros((0, 4)), 3, CHARS, 8) == Hypothesis((), (), 0.0, ())
+
+
+def test_log_softmax_is_stable_for_large_logits_and_greedy_decodes_one_frame():
+    # exp(1000) overflows: the maximum must be subtracted, not added
+    out = log_softmax(np.array([[1000.0, 1000.0 + math.log(3.0)]]))
+    np.testing.assert_allclose(out, np.log([[0.25, 0.75]]))
+    hyp = greedy_decode(probs([0.7, 0.2, 0.1]), 1, BLANK)
+    assert (hyp.ids, hyp.frames, hyp.ends) == ((A,), (0,), (0,))
+    assert hyp.log_prob == pytest.approx(math.log(0.7))
