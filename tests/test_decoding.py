@@ -237,3 +237,19 @@ def test_log_softmax_is_stable_for_large_logits_and_greedy_decodes_one_frame():
     hyp = greedy_decode(probs([0.7, 0.2, 0.1]), 1, BLANK)
     assert (hyp.ids, hyp.frames, hyp.ends) == ((A,), (0,), (0,))
     assert hyp.log_prob == pytest.approx(math.log(0.7))
+
+
+def test_two_completed_words_both_count_in_the_lm_score_and_the_word_bonus():
+    """Six confident frames spell "ab ba ": both words are completed by a space, so the
+    score holds the LM probability of both (and of </s>) and beta twice."""
+    lm = NgramLM(kneser_ney([["ab", "ba"], ["ba"], ["ab", "ab"]], order=2))
+    a, b, space = 0.85, 0.05, 0.05
+    rows = {"a": [a, b, space, 0.05], "b": [b, a, space, 0.05], " ": [b, space, a, 0.05]}
+    logits = probs(*(rows[c] for c in "ab ba "))
+    best, best_score = _brute_force_best(logits, lm, 0.9, 0.4)
+    assert "".join(CHARS[i] for i in best) == "ab ba "
+    hyp = prefix_beam_search(
+        logits, 3, CHARS, beam_width=1000, lm=lm, alpha=0.9, beta=0.4, prune_log_prob=-math.inf
+    )
+    assert hyp.ids == best
+    assert hyp.log_prob == pytest.approx(best_score, abs=1e-9)

@@ -73,3 +73,12 @@ def test_utterance_report_ties_go_by_id_and_ids_may_be_a_prefix():
     rows = [(r["id"], r["reference"], r["hypothesis"]) for r in report["per_utterance"]]
     assert rows == [("u3", "a b", "a b"), ("u1", "a b", "a c")]
     assert [r["id"] for r in report["median"]] == ["u3", "u1"]  # ranked[0:3] of two
+
+
+def test_the_default_report_shows_three_and_a_wider_median_is_centred():
+    report = utterance_report(
+        list(UTTERANCES), [r for r, _ in UTTERANCES.values()], [h for _, h in UTTERANCES.values()]
+    )
+    assert [r["id"] for r in report["best"]] == ["u1", "u4", "u5"]
+    # top 4 of 5: mid = 2, ranked[max(0, 2 - 2) : 2 - 2 + 4]
+    assert [r["id"] for r in _report(top=4)["median"]] == ["u1", "u4", "u5", "u2"]
