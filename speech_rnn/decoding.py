@@ -248,7 +248,7 @@ def prefix_beam_search(
 
     A prefix's score is its acoustic log-probability (blank- and label-ending paths summed)
     plus, when ``lm`` is given (see :class:`speech_rnn.lm.NgramLM`), ``alpha`` times the
-    natural-log LM probability of its completed words and ``beta`` per completed word. A
+    natural-log LM probability of its completed words (the first one after ``<s>``) and ``beta`` per completed word. A
     word is complete when a space follows it or the utterance ends (then ``</s>`` is scored
     too). A partial word that no vocabulary word starts with costs ``unk_penalty`` (natural
     log), so spellings that lead nowhere drop out early. Without ``lm`` this is plain CTC
@@ -260,6 +260,8 @@ def prefix_beam_search(
     steps = len(log_probs)
     chars = tuple(chars)
     tree = _Prefixes()
+    if lm is not None:
+        tree.context[0] = lm.start()  # the first word is scored after <s>
     neg = -math.inf
     beams = {0: (0.0, neg)}  # node -> (log p ending in blank, log p ending in a label)
 

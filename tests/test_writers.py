@@ -127,3 +127,42 @@ def test_output_names_and_files(tmp_path):
     assert (tmp_path / "sub" / "clip.txt").read_text() == "hello there general kenobi\n"
     with pytest.raises(ValueError, match="unknown format"):
         render(sample(), "docx")
+
+
+def test_zero_length_segments_still_last_a_millisecond():
+    from speech_rnn.writers import to_srt, to_vtt
+
+    result = Transcription("hi", 2.0, (Segment(1.5, 1.5, "hi"),), (), DecodingOptions())
+    assert to_srt(result) == "1\n00:00:01,500 --> 00:00:01,501\nhi\n"
+    assert to_vtt(result) == "WEBVTT\n\n00:00:01.500 --> 00:00:01.501\nhi\n"
+
+
+def test_json_is_indented_and_keeps_non_ascii_text():
+    text = render(sample("ça va", "naïve"), "json")
+    assert '  "text": "ça va naïve",' in text.splitlines()
+    assert text.startswith('{\n  "text"') and text.endswith("}\n")
+
+
+def test_errors_name_the_problem():
+    with pytest.raises(ValueError, match="finite, non-negative number, got -1"):
+        format_timestamp(-1)
+    with pytest.raises(
+        ValueError, match=r"^unknown format 'docx'; choose from txt, json, srt, vtt, tsv$"
+    ):
+        render(sample(), "docx")
+
+
+def test_a_name_without_a_stem_is_audio():
+    assert output_name("/") == "audio"
+    assert output_name("") == "audio"
+
+
+def test_write_outputs_makes_nested_folders_and_reports_what_failed(tmp_path):
+    from speech_rnn.errors import OutputError
+
+    paths = write_outputs(sample(), "a/b/clip", tmp_path / "new", ["txt"])
+    assert paths == [tmp_path / "new" / "a" / "b" / "clip.txt"]
+    assert paths[0].read_text() == "hello there general kenobi\n"
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OutputError, match=r"file/clip\.txt: cannot write \(File exists\)"):
+        write_outputs(sample(), "clip", tmp_path / "file", ["txt"])
