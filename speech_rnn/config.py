@@ -139,7 +139,8 @@ class Config:
 
     # -- (de)serialization -------------------------------------------------------------
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Plain JSON types (tuples become lists), as saved in a run folder."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> Config:

@@ -3,6 +3,8 @@ and weighted mixing of manifests."""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import soundfile
@@ -139,6 +141,10 @@ def test_a_file_broken_after_the_preflight_check_is_left_out_counted_and_logged(
     assert len(checked.examples) == 4, checked.problems
     broken = checked.examples[1].utterance.audio_filepath
     Path(broken).write_bytes(b"RIFF\x24\x00\x00\x00WAVE" + bytes(32))  # no longer audio
+    # the project logger stops propagating once a command configured the console (another
+    # test in this process may have): listen on it directly
+    project_logger = logging.getLogger("speech_rnn")
+    project_logger.addHandler(caplog.handler)
     for training in (True, False):
         skipped = []
         with caplog.at_level("WARNING", logger="speech_rnn"):
@@ -152,3 +158,4 @@ def test_a_file_broken_after_the_preflight_check_is_left_out_counted_and_logged(
         assert skipped == [broken]
         assert f"{broken}" in caplog.text and "after the pre-flight check" in caplog.text
         caplog.clear()
+    project_logger.removeHandler(caplog.handler)
