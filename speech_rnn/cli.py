@@ -222,6 +222,7 @@ def _run_evaluate(args) -> int:
         alpha=args.alpha,
         beta=args.beta,
         use_lm=args.use_lm,
+        progress=not args.quiet,
     )
     print(format_report(report))
     return 0

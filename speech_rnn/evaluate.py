@@ -116,10 +116,11 @@ def evaluate_run(
     alpha=None,
     beta=None,
     use_lm: bool = True,
+    progress: bool = True,
 ) -> dict:
     """Evaluate a trained run on a manifest (greedy, beam, or beam with the word LM ``lm``,
     by default the run's own LM if it carries one and ``use_lm``); write a JSON report with
-    WER, CER and the decoding real-time factor; return it."""
+    WER, CER and the decoding real-time factor; return it. ``progress``: a progress bar."""
     import time
 
     model = load_model(run_dir, which=which, use_lm=use_lm)
@@ -147,7 +148,7 @@ def evaluate_run(
         examples,
         model.vocab,
         options.beam_width,
-        progress=True,
+        progress=progress,
         decoder=decoder,
     )
     seconds = time.perf_counter() - started

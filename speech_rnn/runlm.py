@@ -50,9 +50,8 @@ def attach_lm(
     for path in ([dev_manifest] if dev_manifest else []) + list(check_manifests):
         shared, total = sentence_overlap(sentences, manifest_sentences(path, config.text))
         overlap[str(path)] = {"sentences": total, "in_lm_text": shared}
-        (logger.warning if shared else logger.info)(
-            f"{path}: {shared} of {total} sentences also in the LM's training text"
-        )
+        if shared:  # callers print the counts; a leak is also a warning
+            logger.warning(f"{path}: {shared} of {total} sentences also in the LM's training text")
     building = run.root / f".lm.{os.getpid()}.arpa"
     try:
         report = build_arpa_from_sentences(sentences, building, order)

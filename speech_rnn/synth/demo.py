@@ -104,7 +104,8 @@ def run(args) -> int:
         settings = attach_lm(args.out, manifests["train"], manifests["dev"], [manifests["test"]])
         for path, o in settings["overlap"].items():
             print(
-                f"      {Path(path).name}: {o['in_lm_text']} of {o['sentences']} sentences in LM text"
+                f"      {Path(path).name}: {o['in_lm_text']} of {o['sentences']} sentences "
+                "also in the LM's training text"
             )
         print(
             f"      LM: {settings['sentences']} training sentences, order {settings['order']}; "
@@ -112,12 +113,19 @@ def run(args) -> int:
         )
     reports = {
         "greedy": evaluate_run(
-            args.out, manifests["test"], out=args.out / "demo_test_report.json", use_lm=False
+            args.out,
+            manifests["test"],
+            out=args.out / "demo_test_report.json",
+            use_lm=False,
+            progress=not args.quiet,
         )
     }
     if args.lm:
         reports["with LM"] = evaluate_run(
-            args.out, manifests["test"], out=args.out / "demo_test_report_lm.json"
+            args.out,
+            manifests["test"],
+            out=args.out / "demo_test_report_lm.json",
+            progress=not args.quiet,
         )
     for name, report in reports.items():
         print(
