@@ -425,3 +425,38 @@ def test_build_report_counts(tmp_path):
     assert raw.ngrams == (5,) and "A" in NgramLM.load(tmp_path / "raw.arpa").vocabulary
     same = build_arpa_from_sentences([["a", "b"], ["b", "c", "d"]], tmp_path / "s.arpa", 2)
     assert same.ngrams == report.ngrams and same.words == 5
+
+
+def test_defaults_order_three_and_a_few_exact_edges(tmp_path):
+    """The default order is 3; a zero count of counts anywhere falls back (no division by
+    zero); a line after an unusable transcript is still read; exact overlap counts; the
+    path a model was loaded from; an unknown context word scored as <unk>."""
+    import json
+
+    from speech_rnn.config import TextConfig
+    from speech_rnn.lm import build_arpa_from_sentences, manifest_sentences, sentence_overlap
+
+    (tmp_path / "t.txt").write_text("a b c d\nb c d e\n")
+    assert build_arpa(tmp_path / "t.txt", tmp_path / "m.arpa").order == 3
+    assert len(build_arpa_from_sentences([["a", "b"]], tmp_path / "n.arpa").ngrams) == 3
+    assert max(len(g) for g in kneser_ney([["a", "b", "c"]])) == 3
+    assert NgramLM.load(tmp_path / "m.arpa").path == str(tmp_path / "m.arpa")
+    assert modified_kn_discounts({1: 2, 2: 1, 3: 0, 4: 1}) == FALLBACK_DISCOUNTS
+    rows = [{"text": "naïve"}, {"text": "x y"}]
+    path = tmp_path / "m.jsonl"
+    path.write_text(
+        "".join(json.dumps({"audio_filepath": "a.wav", "duration": 1, **r}) + "\n" for r in rows)
+    )
+    strict = TextConfig(unknown="error", strip_accents=False)
+    assert manifest_sentences(path, strict) == [["x", "y"]]
+    assert sentence_overlap([["a"], ["b"]], [["a"], ["b"], ["a"], ["c"]]) == (3, 4)
+    lm = NgramLM({(UNK,): (-2.0, -0.4), ("b",): (-0.5, 0.0), (UNK, "b"): (-0.05, 0.0)})
+    assert lm.log10_prob("b", ("q",)) == -0.05  # q is <unk>: the (<unk>, b) bigram
+    assert lm.log10_prob(UNK, ("q",)) == pytest.approx(-2.4)  # bow(<unk>) + p(<unk>)
+
+
+def test_read_arpa_section_lines_exactly(tmp_path):
+    head = "\\data\\\nngram 1=1\n\\1-grams:\n"
+    # a backslash line that is no section header is an n-gram line of the wrong shape
+    assert arpa_error(tmp_path, head + "\\foo\n") == ":4: expected 1 words"
+    assert arpa_error(tmp_path, "\\data\\\nfoo\n") == ":2: not ARPA format"

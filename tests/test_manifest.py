@@ -158,3 +158,27 @@ def test_write_manifest_rows(tmp_path, clips):
     assert json.loads(path.read_text().splitlines()[1])["audio_filepath"] == str(clips / "b.wav")
     write_manifest([], path)
     assert path.read_text() == ""
+
+
+def test_csv_rows_exactly(tmp_path, clips):
+    path = tmp_path / "m.csv"
+    path.write_text(  # exactly the two required columns; a quoted transcript over two lines
+        'wav_filename,transcript\naudio/a.wav,"two\r\nlines"\n"audio/b.wav\n', newline=""
+    )
+    problems = []
+    assert [u.text for u in read_manifest(path, problems=problems)] == ["two\r\nlines"]
+    assert [str(p) for p in problems] == [
+        f"{path}:4: fewer columns than the header (an unclosed quote?)"
+    ]
+    path.write_text("wav_filename,transcript\naudio/x.wav\naudio/a.wav,ok\n")  # a short row
+    problems = []
+    assert [u.text for u in read_manifest(path, problems=problems)] == ["ok"]
+    assert [p.line for p in problems] == [2]
+    path.write_text("wav_filename,transcript\naudio/missing_header.wav,x\naudio/b.wav,later\n")
+    (clips / "missing_header.wav").write_bytes(b"RIFF")
+    problems = []
+    assert [u.text for u in read_manifest(path, problems=problems)] == ["later"]
+    assert [(p.source, p.line) for p in problems] == [(str(path), 2)]
+    with pytest.raises(ManifestError) as raised:
+        read_manifest(tmp_path)
+    assert str(raised.value).startswith(f"{tmp_path}: cannot read manifest (")

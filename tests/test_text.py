@@ -157,3 +157,20 @@ def test_ctc_min_frames_only_counts_equal_neighbours():
     assert ctc_min_frames([]) == 0
     assert ctc_min_frames([1, 2, 1]) == 3
     assert ctc_min_frames([3, 3, 3]) == 5
+
+
+def test_what_normalization_inserts_is_exactly_spaces_and_letters():
+    """With an upper-case X in the charset (and no lower-casing), anything the normalizer
+    inserted besides spaces and the spelled letters would show."""
+    keep_x = TextConfig(charset="abcdefghijklmnopqrstuvwxyzX' ", lowercase=False)
+    assert normalize_text("a1b a01b", keep_x) == "a one b a zero one b"
+    assert normalize_text("straße æon œil øre", keep_x) == "strasse aeon oeil ore"
+    assert normalize_text("Xa caf\u00e9 X'a'", keep_x) == "Xa cafe X'a"
+
+
+def test_a_vocabulary_file_error_ends_with_the_reason(tmp_path):
+    from speech_rnn.errors import RunFolderError
+
+    (tmp_path / "v.json").write_text('{"chars": ["ab"]}')
+    with pytest.raises(RunFolderError, match=r"v\.json: not a valid vocabulary file \(entries"):
+        Vocabulary.load(tmp_path / "v.json")
