@@ -158,8 +158,9 @@ class Checkpointer:
 
 
 class DevEvaluation:
-    """Dev loss, WER and CER of the current weights; ``best.keras`` when the WER is the best
-    so far; one line of ``history.jsonl`` per evaluation."""
+    """Dev loss, WER and CER of the current weights; ``best.keras`` when the WER is strictly
+    lower than the best so far; one line of ``history.jsonl`` per evaluation, with the
+    SHA-256 of the evaluated weights (:func:`weights_digest`)."""
 
     def __init__(self, run, forward, vocab, examples, dataset, acoustic_model, state):
         self.run, self.forward, self.vocab = run, forward, vocab
@@ -186,6 +187,9 @@ class DevEvaluation:
             "elapsed_s": round(elapsed_s, 1),
             "best_wer": self.state.best_wer,
             "best_loss": self.state.best_loss,
+            # the evaluated weights: best.keras holds those of the first evaluation with
+            # the lowest dev WER, and its digest is this one
+            "weights_sha256": weights_digest(self.acoustic_model),
         }
         append_history(self.run, record)
         return record

@@ -201,3 +201,22 @@ def test_scripts_are_thin_wrappers(tmp_path):
         assert command.returncode == 2, (name, command.stderr)
         assert command.stderr.startswith(f"speech-rnn {name}: error: "), command.stderr
         assert (script.returncode, script.stderr) == (command.returncode, command.stderr), name
+
+
+def test_minutes_flag_is_the_time_budget(tmp_path):
+    """``train --minutes M`` sets ``train.max_minutes``: with a budget of a few milliseconds
+    the console script stops after the first batch, says why, and records it."""
+    from speech_rnn.manifest import write_manifest
+
+    manifest, run = tmp_path / "clips.jsonl", tmp_path / "run"
+    write_manifest(short_kathleen_clips(2, max_seconds=3.0), manifest)
+    trained = speech_rnn(
+        "train", "--train", manifest, "--dev", manifest, "--out", run, "--epochs", 50,
+        "--minutes", 0.0001, *TINY,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "time budget of 0.0001 min reached" in trained.stdout
+    assert json.loads((run / "config.json").read_text())["train"]["max_minutes"] == 0.0001
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["stop_reason"] == "time budget of 0.0001 min reached"
+    assert metrics["steps"] == 1 and metrics["epochs_completed"] == 0

@@ -158,7 +158,10 @@ def test_values_are_coerced_to_the_field_type_or_refused():
     [
         ("train.batch_size", "expected section.key=value"),
         ("batch_size=4", "expected section.key=value"),
-        ("trian.batch_size=4", r"unknown section 'trian'; valid: audio, augment, features, model, spec"),
+        (
+            "trian.batch_size=4",
+            r"unknown section 'trian'; valid: audio, augment, features, model, spec",
+        ),
     ],
 )
 def test_malformed_set_assignments(assignment, message):

@@ -11,18 +11,17 @@ from test_cli import speech_rnn
 pytest.importorskip("espeakng_loader")
 
 
-def test_demo_end_to_end_on_a_tiny_budget(tmp_path):
-    corpus, run = tmp_path / "corpus", tmp_path / "run"
-    proc = speech_rnn(
+def demo(tmp_path):
+    return speech_rnn(
         "demo",
         "--hours",
         0.02,
         "--minutes",
         0.3,
         "--corpus",
-        corpus,
+        tmp_path / "corpus",
         "--out",
-        run,
+        tmp_path / "run",
         "--set",
         "model.lstm_units=16",
         "--set",
@@ -34,6 +33,17 @@ def test_demo_end_to_end_on_a_tiny_budget(tmp_path):
         2,
         timeout=240,
     )
+
+
+@pytest.fixture(scope="module")
+def first_demo(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("demo")
+    return tmp_path, demo(tmp_path)
+
+
+def test_demo_end_to_end_on_a_tiny_budget(first_demo):
+    tmp_path, proc = first_demo
+    corpus, run = tmp_path / "corpus", tmp_path / "run"
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "Traceback" not in proc.stderr
@@ -47,3 +57,34 @@ def test_demo_end_to_end_on_a_tiny_budget(tmp_path):
     for name in ("train.jsonl", "dev.jsonl", "test.jsonl"):
         assert (corpus / name).is_file()
     assert (run / "best.keras").is_file() and (run / "demo_test_report.json").is_file()
+
+
+def test_running_the_demo_again_resumes_the_run(first_demo):
+    """README: "Run it again to reuse the corpus and resume the run": the second run reuses
+    the corpus as it is, says it resumes, restores the step where the first stopped, and
+    its step count continues from there."""
+    import json
+
+    from speech_rnn.runfolder import load_history
+
+    tmp_path, proc = first_demo
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tmp_path / "run"
+    first = json.loads((run / "metrics.json").read_text())
+    first_evals = len(load_history(run))
+    files = [p for p in (tmp_path / "corpus").rglob("*") if p.is_file()]
+    audio = {p: p.stat().st_mtime_ns for p in files if p.suffix != ".jsonl"}
+    manifests = {p: p.read_bytes() for p in files if p.suffix == ".jsonl"}
+    assert len(audio) > 10 and len(manifests) == 3
+    again = demo(tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"resuming run: {run}" in again.stdout
+    restored = rf"restored \S+: epoch \d+, batch \d+, step {first['steps']}\n"
+    assert first["steps"] >= 1 and re.search(restored, again.stdout), again.stdout[-3000:]
+    second = json.loads((run / "metrics.json").read_text())
+    assert second["steps"] > first["steps"]
+    steps = [h["step"] for h in load_history(run)]
+    assert all(s > first["steps"] for s in steps[first_evals:]) and steps == sorted(steps)
+    # the corpus is reused: no audio file written again, the same manifests
+    assert {p: p.stat().st_mtime_ns for p in audio} == audio
+    assert {p: p.read_bytes() for p in manifests} == manifests

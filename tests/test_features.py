@@ -160,3 +160,27 @@ def test_padded_windows_do_not_change_the_model_output():
     np.testing.assert_allclose(out[1, :4], out_padded[1, :4], atol=1e-5)
     alone = model([features[1:, :4], lengths[1:]]).numpy()
     np.testing.assert_allclose(out[1, :4], alone[0], atol=1e-5)
+
+
+def test_deltas_are_the_two_frame_regression_of_the_mfcc_then_of_the_deltas():
+    """``features.deltas=true`` appends the first and second order deltas: the regression
+    over +-2 frames, (2 (x[t+2] - x[t-2]) + (x[t+1] - x[t-1])) / 10, edges repeated."""
+    rng = np.random.default_rng(0)
+    log_mel = tf.constant(rng.normal(size=(9, 40)).astype(np.float32))
+    plain = FeatureExtractor(FeatureConfig(normalization="none"), 16000).mfcc(log_mel).numpy()
+    config = FeatureConfig(normalization="none", deltas=True)
+    both = FeatureExtractor(config, 16000).mfcc(log_mel).numpy()
+    assert both.shape == (9, 3 * 26) == (9, window_dim(FeatureConfig(deltas=True, stack=1)))
+
+    def delta(x):
+        p = np.concatenate([x[:1], x[:1], x, x[-1:], x[-1:]])
+        return np.array([(2 * (p[t + 4] - p[t]) + (p[t + 3] - p[t + 1])) / 10 for t in range(9)])
+
+    np.testing.assert_array_equal(both[:, :26], plain)
+    np.testing.assert_allclose(both[:, 26:52], delta(plain), atol=1e-5)
+    np.testing.assert_allclose(both[:, 52:], delta(delta(plain)), atol=1e-5)
+    # on a quadratic the interior delta is the exact derivative: x = t^2 -> 2 t
+    from speech_rnn.features import _delta
+
+    t = np.arange(9, dtype=np.float32)[:, None]
+    assert _delta(tf.constant(t**2)).numpy()[2:-2, 0].tolist() == (2 * t[2:-2, 0]).tolist()

@@ -210,3 +210,28 @@ def test_resume_refuses_a_changed_model_config(overfit_run, tmp_path):
     config = Config.load(run / "config.json").with_overrides(["model.lstm_units=32"])
     with pytest.raises(ConfigError, match="model.lstm_units"):
         train(root / "clips.jsonl", None, run, config, verbose=0)
+
+
+def test_best_keras_holds_the_weights_of_the_first_evaluation_with_the_lowest_wer(overfit_run):
+    """``best.keras`` is chosen by dev WER and saved only on a strictly lower one: its
+    weights are those of the first evaluation with the lowest WER in ``history.jsonl``
+    (each line carries the evaluated weights' SHA-256), not those of a later evaluation
+    with the same WER, nor the last weights; ``metrics.json`` names that evaluation."""
+    from speech_rnn import load_model
+    from speech_rnn.callbacks import weights_digest
+    from speech_rnn.train import load_history
+
+    root, _, metrics = overfit_run
+    history = load_history(root / "run")
+    wers = [h["dev_wer"] for h in history]
+    first_best = wers.index(min(wers))
+    ties = [h for h in history[first_best + 1 :] if h["dev_wer"] == min(wers)]
+    # the run reaches WER 0 well before its end and stays there: the ties are the test
+    assert min(wers) == 0.0 and len(ties) >= 3, wers
+    assert wers[0] > min(wers)  # and the WER went down on the way: an earlier best replaced
+    digest = weights_digest(load_model(root / "run").acoustic_model)
+    assert digest == history[first_best]["weights_sha256"]
+    assert all(h["weights_sha256"] != digest for h in ties)  # later ties did not overwrite it
+    assert history[-1]["weights_sha256"] == metrics["weights_sha256"] != digest
+    assert metrics["best_from"]["step"] == history[first_best]["step"]
+    assert metrics["best_dev_wer"] == min(wers)
