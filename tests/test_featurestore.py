@@ -327,3 +327,11 @@ def test_bench_store_phases_on_three_clips(tmp_path, kathleen_dir):
     assert phase("build_store", manifest, store, scratch)["store_bytes"] > 0
     assert phase("read_store", manifest, store, scratch)["items"] == 6
     assert phase("startup", manifest, store, scratch)["shards"] == 1
+    # Start-up with the pre-flight cache: each line its own file path (a link), so the
+    # second start answers every line from the cache.
+    linked = tmp_path / "linked.jsonl"
+    large_manifest(linked, copies=2, limit=3, data_dir=kathleen_dir.parent, link_dir=tmp_path / "l")
+    paths = {json.loads(x)["audio_filepath"] for x in linked.read_text().splitlines()}
+    assert len(paths) == 6 and all(os.path.islink(p) for p in paths)
+    first, second = (phase("preflight_headers", linked, store, scratch) for _ in range(2))
+    assert (first["probed"], first["cached"], second["probed"], second["cached"]) == (6, 0, 0, 6)
