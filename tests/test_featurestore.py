@@ -327,6 +327,7 @@ def test_bench_store_phases_on_three_clips(tmp_path, kathleen_dir):
     assert phase("build_store", manifest, store, scratch)["store_bytes"] > 0
     assert phase("read_store", manifest, store, scratch)["items"] == 6
     assert phase("startup", manifest, store, scratch)["shards"] == 1
+    assert phase("manifest_read", manifest, store, scratch)["lines"] == 6
     # Start-up with the pre-flight cache: each line its own file path (a link), so the
     # second start answers every line from the cache.
     linked = tmp_path / "linked.jsonl"
