@@ -9,10 +9,10 @@ bad lines are collected and skipped instead of raising.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import os
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -54,30 +54,53 @@ def _report(problems, source, message, line=None):
     problems.append(Problem(str(source), message, line))
 
 
-def _read_text(path: Path) -> str:
+def _text_lines(path: Path):
+    """(line number, line with its line end) for each line of ``path``, read and decoded
+    one line at a time, so that memory holds one line of the file, never all of it. Lines
+    end at ``\\n``, ``\\r\\n`` or a bare ``\\r`` (as Python's universal newlines), so a
+    character such as U+2028 inside a JSON string does not split its line."""
     try:
-        raw = path.read_bytes()
+        f = open(path, "rb")
     except FileNotFoundError:
         raise ManifestError(path, "manifest not found") from None
     except OSError as e:
         raise ManifestError(path, f"cannot read manifest ({e.strerror})") from None
-    try:
-        return raw.decode("utf-8-sig")  # a byte-order mark is tolerated
-    except UnicodeDecodeError as e:
-        raise ManifestError(path, f"not UTF-8 text (byte {e.start})") from None
+    with f:
+        number = offset = 0
+        try:
+            for raw in f:
+                start = len(_BOM) if offset == 0 and raw.startswith(_BOM) else 0
+                try:
+                    text = raw[start:].decode("utf-8") if start else raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise ManifestError(
+                        path, f"not UTF-8 text (byte {offset + start + e.start})", number + 1
+                    ) from None
+                offset += len(raw)
+                for piece in _LINE_END.findall(text) if "\r" in text else (text,):
+                    if piece:
+                        number += 1
+                        yield number, piece
+        except OSError as e:
+            raise ManifestError(path, f"cannot read manifest ({e.strerror})", number) from None
 
 
-def read_manifest(path, problems: list | None = None, check_files: bool = True) -> list:
-    """Read a ``.jsonl``/``.json`` (one object per line) or DeepSpeech ``.csv`` manifest."""
+_BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark, tolerated before the first line
+# One line and its end: a binary line ends at "\n"; a bare "\r" inside it ends one too.
+_LINE_END = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)?")
+
+
+def iter_manifest(path, problems: list | None = None, check_files: bool = True):
+    """The utterances of a ``.jsonl``/``.json`` (one object per line) or DeepSpeech
+    ``.csv`` manifest, one at a time, as the file is read: memory holds one line of the
+    file and the ids seen so far (for the duplicate check), not the file."""
     path = Path(path)
-    text = _read_text(path)
     if path.suffix.lower() == ".csv":
-        rows = _csv_rows(path, text, problems)
+        rows = _csv_rows(path, problems)
     else:
-        rows = _jsonl_rows(path, text, problems)
+        rows = _jsonl_rows(path, problems)
     base = path.parent
     seen_ids = {}
-    out = []
     for line, row in rows:
         utt = _utterance_from_row(path, line, row, base, problems, check_files)
         if utt is None:
@@ -92,12 +115,17 @@ def read_manifest(path, problems: list | None = None, check_files: bool = True) 
                 )
                 continue
             seen_ids[utt.id] = line
-        out.append(utt)
-    return out
+        yield utt
 
 
-def _jsonl_rows(path, text, problems):
-    for number, line in enumerate(text.splitlines(), start=1):
+def read_manifest(path, problems: list | None = None, check_files: bool = True) -> list:
+    """Read a ``.jsonl``/``.json`` (one object per line) or DeepSpeech ``.csv`` manifest
+    into a list of :class:`Utterance`, streaming the file (see :func:`iter_manifest`)."""
+    return list(iter_manifest(path, problems, check_files))
+
+
+def _jsonl_rows(path, problems):
+    for number, line in _text_lines(path):
         if not line.strip():
             continue
         try:
@@ -111,9 +139,9 @@ def _jsonl_rows(path, text, problems):
         yield number, row
 
 
-def _csv_rows(path, text, problems):
-    # newline="" lets the csv module see bare CR and CRLF line ends itself.
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+def _csv_rows(path, problems):
+    # The lines keep their ends, as the csv module wants (a file opened with newline="").
+    reader = csv.DictReader(line for _, line in _text_lines(path))
     required = {"wav_filename", "transcript"}
     try:
         fieldnames = reader.fieldnames

@@ -312,12 +312,18 @@ STEP_PROBE = textwrap.dedent("""
         batch_size=config.train.batch_size * replicas, replicas=replicas)
     batch = next(iter(strategy.experimental_distribute_dataset(dataset)))
     step = tf.function(lambda b: strategy.run(parts.trainer.train_step, args=(b,)))
-    graph = step.get_concrete_function(batch).graph.as_graph_def()
+    func_graph = step.get_concrete_function(batch).graph
+    graph = func_graph.as_graph_def()
     nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
     reduces = [n.op for n in nodes if n.op.startswith(("CollectiveReduce", "NcclAllReduce"))]
+    # what each collective carries: its input's static size times its dtype's size
+    reduce_bytes = [op.inputs[0].shape.num_elements() * op.inputs[0].dtype.size
+                    for op in func_graph.get_operations() if op.type in reduces]
+    params = sum(int(np.prod(v.shape)) for v in parts.trainer.trainable_variables)
     parts.trainer.fit(dataset, epochs=1, steps_per_epoch=int(steps), verbose=0)
     np.savez(out, *[v.numpy() for v in parts.acoustic.weights])
-    print("PROBE " + json.dumps({"reduces": reduces,
+    print("PROBE " + json.dumps({"reduces": reduces, "reduce_bytes": reduce_bytes,
+                                 "params": params,
                                  "steps": int(parts.optimizer.iterations.numpy())}))
 """)
 
@@ -366,6 +372,10 @@ def test_two_workers_make_one_all_reduce_per_step_and_match_one_device(manifest,
     assert results[0]["reduces"] == ["CollectiveReduceV2"]
     assert results[1]["reduces"] == ["CollectiveReduceV2"]
     assert results[2]["reduces"] == []
+    # The one collective carries the packed vector: a float32 per trainable parameter, plus
+    # the count and the flag (before: the gradients twice, 2 x 4 x params, and the count).
+    for r in results[:2]:
+        assert r["reduce_bytes"] == [4 * (r["params"] + 2)]
     assert [r["steps"] for r in results] == [3, 3, 3]
     weights = [np.load(tmp_path / f"weights{i}.npz") for i in range(3)]
     for name in weights[0].files:

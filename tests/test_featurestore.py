@@ -9,9 +9,12 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -208,6 +211,108 @@ def test_two_workers_each_read_their_shards_once_and_train_as_one_worker(clips, 
         assert a["dev_loss"] == pytest.approx(b["dev_loss"], rel=REL_TOL)
 
 
+# -- a worker killed mid-epoch, both restarted ---------------------------------------------
+def start_workers(manifest, run, store, tmp_root, extra):
+    cluster = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
+    procs = []
+    for index in range(2):
+        (tmp_root / f"tmp{index}").mkdir(exist_ok=True)
+        env = dict(
+            os.environ,
+            TMPDIR=str(tmp_root / f"tmp{index}"),
+            TF_CONFIG=json.dumps(
+                {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}
+            ),
+        )
+        procs.append(
+            subprocess.Popen(train_command(manifest, run, store, extra), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
+        )  # fmt: skip
+    return procs
+
+
+def finish(procs, timeout=600) -> list:
+    """Both workers' stdout; a worker that fails kills the other (which would wait forever
+    in an all-reduce) and fails the test with its stderr."""
+    deadline = time.monotonic() + timeout
+    while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+        if any(p.poll() not in (None, 0) for p in procs):
+            break
+        time.sleep(0.2)
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+    outs = [p.communicate() for p in procs]
+    for index, (p, (_, err)) in enumerate(zip(procs, outs, strict=True)):
+        assert p.returncode == 0, f"worker {index} exited {p.returncode}: {err[-3000:]}"
+    return [out for out, _ in outs]
+
+
+def checkpoint_steps(run) -> list:
+    found = (run / "checkpoints").glob("ckpt-*.index")
+    return sorted(int(p.name.split("-")[1].split(".")[0]) for p in found)
+
+
+# One utterance per worker per step; a checkpoint after every step (the backup to resume).
+RESUME = ["train.batch_size=1", "train.checkpoint_every_steps=1"]
+
+
+@pytest.fixture(scope="module")
+def resume_store(clips, tmp_path_factory):
+    """Ten utterances (the six clips, four of them again under new ids) in shards of two:
+    partition 0 holds shards 0, 2, 4 (six utterances), partition 1 shards 1, 3 (four), so
+    an epoch is six steps and worker 1's last two are empty. With the uninterrupted
+    two-worker run: (manifest, store, run, the workers' outputs)."""
+    root = tmp_path_factory.mktemp("store_resume")
+    manifest, store = root / "clips.jsonl", root / "store"
+    write_manifest(clips + [replace(u, id=f"{u.key}~2") for u in clips[:4]], manifest)
+    built = run_cli("cache", "--train", manifest, "--store", store, "--shard-utterances", 2)
+    assert built.returncode == 0, built.stderr[-2000:]
+    run = root / "run"
+    outs = finish(start_workers(manifest, run, store, root, RESUME))
+    return manifest, store, run, outs
+
+
+def test_a_worker_killed_mid_epoch_resumes_from_the_store_exactly(resume_store, tmp_path):
+    manifest, store, reference, reference_outs = resume_store
+    total = json.loads((reference / "metrics.json").read_text())["steps"]
+    per_epoch = [records_read(out) // 2 for out in reference_outs]  # two epochs
+    assert per_epoch == [6, 4] and total == 2 * 6
+    steps = total // 2
+    run = tmp_path / "run"
+    procs = start_workers(manifest, run, store, tmp_path, RESUME)
+    deadline = time.monotonic() + 300
+    while not any(s >= 2 for s in checkpoint_steps(run)):
+        assert all(p.poll() is None for p in procs), "a worker ended before the checkpoint"
+        assert time.monotonic() < deadline, "no checkpoint at step 2 within 300 s"
+        time.sleep(0.02)
+    procs[1].send_signal(signal.SIGKILL)  # a worker dies mid-epoch ...
+    procs[1].wait()
+    procs[0].send_signal(signal.SIGKILL)  # ... the chief, stuck in an all-reduce, is stopped
+    procs[0].wait()
+    for p in procs:
+        p.communicate()
+    outs = finish(start_workers(manifest, run, store, tmp_path, RESUME))  # the same command
+    # Where they resumed (the newest checkpoint the state file lists; one whose files were
+    # cut short by the kill is not listed, and its step is redone): mid-epoch, both alike.
+    resumed = {re.search(r"restored .*: epoch (\d+), batch (\d+),", out).groups() for out in outs}
+    assert len(resumed) == 1
+    epoch, batch = map(int, resumed.pop())
+    assert 0 < batch < steps and epoch < 2, f"resumed at epoch {epoch}, batch {batch}"
+    assert json.loads((run / "metrics.json").read_text())["steps"] == total
+    # Bit-identical to the run that was never interrupted, on both workers.
+    want = final_weights(reference_outs[0])
+    assert {final_weights(out) for out in outs} == {want}
+    # Reads after the restart: each worker its own records, once per epoch left, the
+    # resumed one in full (the checkpoint holds a batch position, so the batches before it
+    # are read again and skipped, not trained on twice), and nothing more.
+    assert [records_read(out) for out in outs] == [n * (2 - epoch) for n in per_epoch]
+
+
+def final_weights(out: str) -> str:
+    return [x for x in out.splitlines() if x.startswith("final weights")][-1]
+
+
 def test_bench_store_phases_on_three_clips(tmp_path, kathleen_dir):
     # A smoke test of the benchmark's code (the large manifest is the benchmark's only).
     from speech_rnn.bench.store import large_manifest, phase
@@ -222,3 +327,12 @@ def test_bench_store_phases_on_three_clips(tmp_path, kathleen_dir):
     assert phase("build_store", manifest, store, scratch)["store_bytes"] > 0
     assert phase("read_store", manifest, store, scratch)["items"] == 6
     assert phase("startup", manifest, store, scratch)["shards"] == 1
+    assert phase("manifest_read", manifest, store, scratch)["lines"] == 6
+    # Start-up with the pre-flight cache: each line its own file path (a link), so the
+    # second start answers every line from the cache.
+    linked = tmp_path / "linked.jsonl"
+    large_manifest(linked, copies=2, limit=3, data_dir=kathleen_dir.parent, link_dir=tmp_path / "l")
+    paths = {json.loads(x)["audio_filepath"] for x in linked.read_text().splitlines()}
+    assert len(paths) == 6 and all(os.path.islink(p) for p in paths)
+    first, second = (phase("preflight_headers", linked, store, scratch) for _ in range(2))
+    assert (first["probed"], first["cached"], second["probed"], second["cached"]) == (6, 0, 0, 6)

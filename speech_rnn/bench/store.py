@@ -37,14 +37,26 @@ from .common import kathleen_utterances, peak_rss_mb
 NO_VERIFY = ["train.verify_audio=false"]
 
 
-def large_manifest(path, copies: int, limit=None, data_dir=None) -> dict:
+def large_manifest(path, copies: int, limit=None, data_dir=None, link_dir=None) -> dict:
+    """The kathleen clips ``copies`` times under distinct ids; with ``link_dir`` each line
+    gets its own path there (a symbolic link to the clip), so that per-file caches hold one
+    entry per line, as they would for a corpus of distinct files."""
     clips = kathleen_utterances(data_dir or default_shared_data(), limit)
     utts = [
         Utterance(u.audio_filepath, u.duration, u.text, id=f"{u.key}~{c}")
         for c in range(copies)
         for u in clips
     ]
-    write_manifest(utts, path)
+    if link_dir is not None:
+        Path(link_dir).mkdir(parents=True, exist_ok=True)
+        linked = []
+        for u in utts:
+            link = Path(link_dir) / f"{u.id}.flac"
+            if not link.is_symlink():
+                link.symlink_to(u.audio_filepath)
+            linked.append(Utterance(str(link), u.duration, u.text, id=u.id))
+        utts = linked
+    write_manifest(utts, path, relative=link_dir is None)  # relative paths resolve links
     return {"utterances": len(utts), "hours": sum(u.duration for u in utts) / 3600}
 
 
@@ -59,6 +71,8 @@ def _examples(manifest, config):
 
 def phase(name: str, manifest: str, store: str, scratch: str) -> dict:
     """One measurement, in this process."""
+    if name == "manifest_read":  # before TensorFlow is imported: the reader's memory only
+        return _manifest_read(manifest)
     import numpy as np
     import tensorflow as tf
 
@@ -75,6 +89,8 @@ def phase(name: str, manifest: str, store: str, scratch: str) -> dict:
         t0 = time.perf_counter()
         plan = plan_shards(utts, config)  # the store's key: what opening a store adds
         out["store_plan_s"], out["shards"] = time.perf_counter() - t0, len(plan)
+    elif name in ("preflight_decode", "preflight_headers"):  # as training starts, cached
+        out.update(_startup_preflight(manifest, scratch, name == "preflight_decode"))
     elif name == "startup_store":  # ... plus opening the store: key, index, shard sizes, stats
         utts, examples = _examples(manifest, config)
         open_store(store, utts, config).feature_stats()
@@ -114,6 +130,87 @@ def phase(name: str, manifest: str, store: str, scratch: str) -> dict:
     out["seconds"] = time.perf_counter() - start
     out["peak_rss_mb"] = peak_rss_mb()
     return out
+
+
+def _manifest_read(manifest) -> dict:
+    """``read_manifest`` in a fresh process: its time and how much it raised the peak RSS."""
+    from ..manifest import read_manifest
+
+    before = peak_rss_mb()
+    start = time.perf_counter()
+    lines = len(read_manifest(manifest))
+    return {
+        "lines": lines,
+        "file_bytes": Path(manifest).stat().st_size,
+        "seconds": time.perf_counter() - start,
+        "peak_rss_before_mb": before,
+        "peak_rss_mb": peak_rss_mb(),
+        "read_mb": peak_rss_mb() - before,
+    }
+
+
+def _startup_preflight(manifest, scratch, decode: bool) -> dict:
+    """Training's start-up on ``manifest``: read it, build the vocabulary, check every
+    utterance (decoding the audio when ``decode``, as ``train.verify_audio`` does by
+    default) with the per-file cache in ``scratch`` that a restart reuses."""
+    import threading
+
+    from ..preflight import cache_name, check_utterances
+    from ..train import build_vocabulary, load_examples
+
+    config = Config().with_overrides([f"train.verify_audio={str(decode).lower()}"])
+    imported = peak_rss_mb()  # Python, TensorFlow and this package: before any manifest
+    t0 = time.perf_counter()
+    utts = load_examples([manifest], config, "train")
+    t1 = time.perf_counter()
+    vocab = build_vocabulary(utts, config)
+    cache = Path(scratch) / cache_name(f"train {manifest}")
+    children, done = {}, threading.Event()
+    sampler = threading.Thread(target=_sample_children, args=(children, done), daemon=True)
+    sampler.start()
+    try:
+        result = check_utterances(
+            utts, vocab, config, decode_audio=decode, cache_file=cache, save_cache_to=cache
+        )
+    finally:
+        done.set()
+        sampler.join()
+    t2 = time.perf_counter()
+    return {
+        "utterances": len(utts),
+        "usable": len(result.examples),
+        "probed": result.probed,
+        "cached": result.cached,
+        "manifest_s": t1 - t0,
+        "preflight_s": t2 - t1,
+        "cache_bytes": cache.stat().st_size,
+        "peak_rss_after_imports_mb": imported,
+        "pool_processes": len(children),
+        "peak_rss_per_pool_process_mb": max(children.values(), default=0.0),
+    }
+
+
+def _sample_children(peaks: dict, done) -> None:
+    """The peak RSS (VmHWM, MiB) of each child process, polled until ``done``. (The
+    children's ``getrusage`` figure is no use here: a child started by fork and exec keeps
+    the parent's peak from before the exec.)"""
+    import os
+
+    while not done.wait(0.1):
+        pids = set()
+        for task in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{task}/children") as f:
+                    pids.update(f.read().split())
+            except OSError:
+                continue
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    hwm = next(x for x in f if x.startswith("VmHWM:"))
+            except (OSError, StopIteration):
+                continue
+            peaks[pid] = max(peaks.get(pid, 0.0), int(hwm.split()[1]) / 1024.0)
 
 
 def _pcm(name, manifest, scratch, config, np, tf) -> dict:
