@@ -105,7 +105,7 @@ def test_unreadable_manifests(tmp_path):
         read_manifest(tmp_path / "no.jsonl")
     assert str(raised.value) == f"{tmp_path / 'no.jsonl'}: manifest not found"
     (tmp_path / "latin1.jsonl").write_bytes(b'{"text": "caf\xe9"}\n')
-    with pytest.raises(ManifestError, match=r"latin1.jsonl: not UTF-8 text \(byte 13\)$"):
+    with pytest.raises(ManifestError, match=r"latin1.jsonl:1: not UTF-8 text \(byte 13\)$"):
         read_manifest(tmp_path / "latin1.jsonl")
     with pytest.raises(ManifestError, match=r": cannot read manifest \(Is a directory\)$"):
         read_manifest(tmp_path)
