@@ -9,6 +9,10 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Two test processes (pytest-xdist, pyproject.toml) share the cores: one thread each for
+# TensorFlow's kernels, and in the children they start, instead of one per core each, which
+# oversubscribes the machine. Tests that set threads themselves (--threads) still do.
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE_SPEECH = REPO / "tests" / "fixtures" / "speech"
