@@ -341,6 +341,24 @@ class TrainingParts:
     progress: dict
 
 
+def progress_variables() -> dict:
+    """The training progress a checkpoint saves beside the weights: where in which epoch,
+    the best dev WER and loss, and the evaluations since the best and since annealing."""
+    import tensorflow as tf
+
+    return {
+        name: tf.Variable(value, trainable=False, dtype=dtype, name=name)
+        for name, value, dtype in (
+            ("epoch", 0, tf.int64),
+            ("batch_in_epoch", 0, tf.int64),
+            ("best_wer", np.inf, tf.float64),
+            ("best_loss", np.inf, tf.float64),
+            ("evals_since_best", 0, tf.int64),
+            ("evals_since_anneal", 0, tf.int64),
+        )
+    }
+
+
 def build_training(config, data: TrainingData, replicas: int) -> TrainingParts:
     """Model, optimizer, trainer and checkpoint; call inside the strategy's scope."""
     import keras
@@ -380,17 +398,7 @@ def build_training(config, data: TrainingData, replicas: int) -> TrainingParts:
         f"({config.features.stack} frames every {config.features.stride}); "
         f"learning rate {base_lr:g}{' (scaled by replicas)' if tc.scale_lr else ''}"
     )
-    progress = {
-        name: tf.Variable(value, trainable=False, dtype=dtype, name=name)
-        for name, value, dtype in (
-            ("epoch", 0, tf.int64),
-            ("batch_in_epoch", 0, tf.int64),
-            ("best_wer", np.inf, tf.float64),
-            ("best_loss", np.inf, tf.float64),
-            ("evals_since_best", 0, tf.int64),
-            ("evals_since_anneal", 0, tf.int64),
-        )
-    }
+    progress = progress_variables()
     # Dropout's random-number states are not reached through the model's trackable
     # children; name them explicitly so a resumed run draws the same masks.
     rng_states = {

@@ -329,20 +329,10 @@ def test_full_disk_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, m
 
     from speech_rnn.callbacks import Checkpointer
     from speech_rnn.runfolder import SaveError
-    from speech_rnn.train import TrainState
+    from speech_rnn.train import TrainState, progress_variables
 
     weights = tf.Variable([1.0, 2.0, 3.0])
-    progress = {
-        name: tf.Variable(value, dtype=dtype)
-        for name, value, dtype in (
-            ("epoch", 0, tf.int64),
-            ("batch_in_epoch", 0, tf.int64),
-            ("best_wer", np.inf, tf.float64),
-            ("best_loss", np.inf, tf.float64),
-            ("evals_since_best", 0, tf.int64),
-            ("evals_since_anneal", 0, tf.int64),
-        )
-    }
+    progress = progress_variables()
     checkpoint = tf.train.Checkpoint(weights=weights, **progress)
     folder = tmp_path / "checkpoints"
     manager = tf.train.CheckpointManager(checkpoint, folder, max_to_keep=3)
