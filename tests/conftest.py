@@ -58,6 +58,15 @@ def pytest_report_header(config):
     )
 
 
+def free_port() -> int:
+    """A TCP port on localhost that nothing listens on now (for a test's own cluster)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def shared_data() -> Path:
     """A folder with ``kathleen/`` and ``fsdd/``: the full shared data when present, else the
     committed subset (tests/fixtures/speech, see its README.md)."""

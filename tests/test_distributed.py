@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -16,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, short_kathleen_clips
+from conftest import REPO, free_port, short_kathleen_clips
 
 from speech_rnn.manifest import write_manifest
 
@@ -37,12 +36,6 @@ DETERMINISTIC = [
 # Float tolerance between a run on one device and the same global batch split across
 # replicas: the only difference is the order in which gradients are summed.
 REL_TOL = 1e-4
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cli_command(manifest, run, extra):

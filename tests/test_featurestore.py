@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import REPO, run_cli, short_kathleen_clips
+from conftest import REPO, free_port, run_cli, short_kathleen_clips
 
 from speech_rnn.config import Config
 from speech_rnn.manifest import write_manifest
@@ -144,12 +143,6 @@ def train_command(manifest, run, store, extra):
     return head + ["train", "--train", str(manifest), "--dev", str(manifest)] + [
         "--out", str(run), "--quiet", *sets,
     ]  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def records_read(out: str) -> int:
