@@ -149,61 +149,6 @@ def records_read(out: str) -> int:
     return int(re.search(r"feature store: this worker read (\d+) records", out).group(1))
 
 
-def test_two_workers_each_read_their_shards_once_and_train_as_one_worker(clips, tmp_path):
-    manifest = tmp_path / "clips.jsonl"
-    write_manifest(clips, manifest)
-    store = tmp_path / "store"
-    built = run_cli("cache", "--train", manifest, "--store", store, "--shard-utterances", 2)
-    assert built.returncode == 0, built.stderr[-2000:]
-    assert "3 shards: 3 written" in built.stdout
-    # The reference: one worker reading both partitions (global batch 4 = 2 + 2).
-    single = tmp_path / "single"
-    proc = subprocess.run(
-        train_command(manifest, single, store, ["train.batch_size=4", "train.input_partitions=2"]),
-        capture_output=True, text=True, timeout=600, cwd=REPO,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert records_read(proc.stdout) == 2 * len(clips)  # two epochs, every utterance once
-    run = tmp_path / "run"
-    cluster = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
-    procs = []
-    for index in range(2):
-        (tmp_path / f"tmp{index}").mkdir()
-        env = dict(
-            os.environ,
-            TMPDIR=str(tmp_path / f"tmp{index}"),
-            TF_CONFIG=json.dumps(
-                {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}
-            ),
-        )
-        command = train_command(manifest, run, store, ["train.batch_size=2"])
-        procs.append(
-            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, cwd=REPO, env=env)
-        )  # fmt: skip
-    outs = [p.communicate(timeout=600) for p in procs]
-    for p, (_, err) in zip(procs, outs, strict=True):
-        assert p.returncode == 0, err[-3000:]
-    # Partition 0 holds shards 0 and 2 (4 clips), partition 1 shard 1 (2 clips): each
-    # worker reads its own, every clip is read exactly once per epoch across the workers.
-    reads = [records_read(out) for out, _ in outs]
-    assert reads == [2 * 4, 2 * 2]
-    env = json.loads((run / "env.json").read_text())
-    assert env["feature_store"]["worker_shards"] == [0, 2]
-    assert env["feature_store"]["partitions"] == 2 and env["replicas"] == 2
-    digests = {
-        [x for x in out.splitlines() if x.startswith("final weights")][-1] for out, _ in outs
-    }
-    assert len(digests) == 1
-    got, want = (
-        [json.loads(x) for x in (r / "history.jsonl").read_text().splitlines()]
-        for r in (run, single)
-    )
-    assert [h["step"] for h in got] == [h["step"] for h in want]
-    for a, b in zip(got, want, strict=True):
-        assert a["dev_loss"] == pytest.approx(b["dev_loss"], rel=REL_TOL)
-
-
 # -- a worker killed mid-epoch, both restarted ---------------------------------------------
 def start_workers(manifest, run, store, tmp_root, extra):
     cluster = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
@@ -255,12 +200,14 @@ def resume_store(clips, tmp_path_factory):
     """Ten utterances (the six clips, four of them again under new ids) in shards of two:
     partition 0 holds shards 0, 2, 4 (six utterances), partition 1 shards 1, 3 (four), so
     an epoch is six steps and worker 1's last two are empty. With the uninterrupted
-    two-worker run: (manifest, store, run, the workers' outputs)."""
+    two-worker run, the reference of both two-worker tests: (manifest, store, run, the
+    workers' outputs)."""
     root = tmp_path_factory.mktemp("store_resume")
     manifest, store = root / "clips.jsonl", root / "store"
     write_manifest(clips + [replace(u, id=f"{u.key}~2") for u in clips[:4]], manifest)
     built = run_cli("cache", "--train", manifest, "--store", store, "--shard-utterances", 2)
     assert built.returncode == 0, built.stderr[-2000:]
+    assert "5 shards: 5 written" in built.stdout
     run = root / "run"
     outs = finish(start_workers(manifest, run, store, root, RESUME))
     return manifest, store, run, outs
@@ -304,6 +251,36 @@ def test_a_worker_killed_mid_epoch_resumes_from_the_store_exactly(resume_store, 
 
 def final_weights(out: str) -> str:
     return [x for x in out.splitlines() if x.startswith("final weights")][-1]
+
+
+def test_two_workers_each_read_their_shards_once_and_train_as_one_worker(resume_store, tmp_path):
+    # The two-worker run is the module's uninterrupted one (resume_store, shared with the
+    # kill test below): per step one utterance from each of the two partitions.
+    manifest, store, run, outs = resume_store
+    # The reference: one worker reading both partitions (global batch 2 = 1 + 1).
+    single = tmp_path / "single"
+    proc = subprocess.run(
+        train_command(manifest, single, store, RESUME + ["train.batch_size=2",
+                                                         "train.input_partitions=2"]),
+        capture_output=True, text=True, timeout=600, cwd=REPO,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert records_read(proc.stdout) == 2 * 10  # two epochs, every utterance once
+    # Partition 0 holds shards 0, 2 and 4 (6 utterances), partition 1 shards 1 and 3 (4):
+    # each worker reads its own, every utterance is read exactly once per epoch across them.
+    reads = [records_read(out) for out in outs]
+    assert reads == [2 * 6, 2 * 4]
+    env = json.loads((run / "env.json").read_text())
+    assert env["feature_store"]["worker_shards"] == [0, 2, 4]
+    assert env["feature_store"]["partitions"] == 2 and env["replicas"] == 2
+    assert len({final_weights(out) for out in outs}) == 1
+    got, want = (
+        [json.loads(x) for x in (r / "history.jsonl").read_text().splitlines()]
+        for r in (run, single)
+    )
+    assert [h["step"] for h in got] == [h["step"] for h in want]
+    for a, b in zip(got, want, strict=True):
+        assert a["dev_loss"] == pytest.approx(b["dev_loss"], rel=REL_TOL)
 
 
 def test_bench_store_phases_on_three_clips(tmp_path, kathleen_dir):
