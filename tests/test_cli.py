@@ -211,20 +211,44 @@ def test_scripts_are_thin_wrappers(tmp_path):
         assert (script.returncode, script.stderr) == (command.returncode, command.stderr), name
 
 
-def test_minutes_flag_is_the_time_budget(tmp_path):
-    """``train --minutes M`` sets ``train.max_minutes``: with a budget of a few milliseconds
-    the console script stops after the first batch, says why, and records it."""
+@pytest.fixture(scope="module")
+def budget_run(tmp_path_factory):
+    """One console-script training run for two flags: two manifests of two clips each mixed
+    3:1 (``--train-weights``), stopped by a budget of a few milliseconds (``--minutes``)."""
     from speech_rnn.manifest import write_manifest
 
-    manifest, run = tmp_path / "clips.jsonl", tmp_path / "run"
-    write_manifest(short_kathleen_clips(2, max_seconds=3.0), manifest)
+    root = tmp_path_factory.mktemp("budget")
+    clips = short_kathleen_clips(4, max_seconds=3.0)
+    manifests = [root / "a.jsonl", root / "b.jsonl"]
+    write_manifest(clips[:2], manifests[0])
+    write_manifest(clips[2:], manifests[1])
     trained = speech_rnn(
-        "train", "--train", manifest, "--dev", manifest, "--out", run, "--epochs", 50,
-        "--minutes", 0.0001, *TINY,
+        "train", "--train", *manifests, "--train-weights", 3, 1, "--dev", manifests[0],
+        "--out", root / "run", "--epochs", 50, "--minutes", 0.0001, *TINY,
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr[-3000:]
+    return trained, manifests, root / "run"
+
+
+def test_minutes_flag_is_the_time_budget(budget_run):
+    """``train --minutes M`` sets ``train.max_minutes``: with a budget of a few milliseconds
+    the console script stops after the first batch, says why, and records it."""
+    trained, _, run = budget_run
     assert "time budget of 0.0001 min reached" in trained.stdout
     assert json.loads((run / "config.json").read_text())["train"]["max_minutes"] == 0.0001
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["stop_reason"] == "time budget of 0.0001 min reached"
     assert metrics["steps"] == 1 and metrics["epochs_completed"] == 0
+
+
+def test_train_weights_mix_the_train_manifests(budget_run):
+    """``train --train A B --train-weights 3 1`` trains on both manifests, mixed 3:1: the
+    run records the manifests and their weights (metrics.json's data section, env.json)."""
+    _, manifests, run = budget_run
+    data = json.loads((run / "metrics.json").read_text())["data"]
+    assert data["train_manifests"] == ",".join(str(m) for m in manifests)
+    assert data["train_weights"] == "3,1"
+    assert (data["train_utterances"], data["dev_utterances"]) == (4, 2)
+    env = json.loads((run / "env.json").read_text())
+    assert env["train_manifests"] == [str(m) for m in manifests]
+    assert env["train_weights"] == [3.0, 1.0]

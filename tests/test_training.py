@@ -235,3 +235,33 @@ def test_best_keras_holds_the_weights_of_the_first_evaluation_with_the_lowest_we
     assert history[-1]["weights_sha256"] == metrics["weights_sha256"] != digest
     assert metrics["best_from"]["step"] == history[first_best]["step"]
     assert metrics["best_dev_wer"] == min(wers)
+
+
+def test_export_which_last_exports_last_keras_not_best(overfit_run, tmp_path, capsys):
+    """``speech-rnn export --which last``: the SavedModel holds last.keras' weights, not
+    best.keras' (this run's two differ: the test above), and gives last.keras' logits."""
+    import hashlib
+
+    import tensorflow as tf
+
+    from speech_rnn import load_model
+    from speech_rnn.cli import main
+
+    root, clips, _ = overfit_run
+    out = tmp_path / "export"
+    args = ["export", "--model", root / "run", "--out", out, "--format", "savedmodel"]
+    assert main([str(a) for a in args + ["--which", "last"]]) == 0, capsys.readouterr().err
+    assert json.loads((out / "model.json").read_text())["source_model"] == "last.keras"
+
+    def digests(arrays):
+        return sorted(hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest() for a in arrays)
+
+    reader = tf.train.load_checkpoint(str(out / "saved_model" / "variables" / "variables"))
+    names = [n for n in reader.get_variable_to_shape_map() if "OBJECT_GRAPH" not in n]
+    exported = digests(reader.get_tensor(n) for n in names)
+    last, best = (load_model(root / "run", which=w) for w in ("last", "best"))
+    assert digests(w.numpy() for w in last.acoustic_model.weights) == exported
+    assert digests(w.numpy() for w in best.acoustic_model.weights) != exported
+    waveform = last.load_waveform(clips[0].audio_filepath)
+    logits = tf.saved_model.load(str(out / "saved_model")).serving_default(waveform)["logits"]
+    np.testing.assert_allclose(logits.numpy(), last.logits(waveform), atol=1e-4)
