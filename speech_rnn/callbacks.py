@@ -197,12 +197,14 @@ class DevEvaluation:
 
 class LearningRateAnnealer:
     """Newbob: after ``anneal_patience`` evaluations without a lower dev loss, multiply the
-    learning rate by ``anneal_factor`` (not below ``min_lr_scale``)."""
+    learning rate by ``anneal_factor`` (not below ``min_lr_scale``). Never during the
+    warm-up: the dev loss of a model still leaving the all-blank plateau goes up and down,
+    and halving the rate there only lengthens the plateau."""
 
     def __init__(self, schedule, train_config, state):
         self.schedule, self.tc, self.state = schedule, train_config, state
 
-    def update(self, dev_loss: float) -> None:
+    def update(self, dev_loss: float, *, step: int | None = None) -> None:
         if dev_loss < self.state.best_loss - 1e-6:
             self.state.best_loss = dev_loss
             self.state.evals_since_anneal = 0
@@ -211,6 +213,8 @@ class LearningRateAnnealer:
         if not getattr(self.schedule, "anneals", True):  # the schedule decays by itself
             return
         if self.state.evals_since_anneal < self.tc.anneal_patience:
+            return
+        if step is not None and step < self.tc.warmup_steps:
             return
         scale = float(self.schedule.scale.numpy())
         new = max(self.tc.min_lr_scale, scale * self.tc.anneal_factor)
@@ -498,7 +502,7 @@ class TrainingHooks(keras.callbacks.Callback):
             self.pictures.evaluation(step, self.picture_examples)
         self._evaluations += 1
         early_stop = self.early_stopping.update(decoded.scores.wer, decoded.loss)
-        self.annealer.update(decoded.loss)
+        self.annealer.update(decoded.loss, step=step)
         if early_stop:
             self._stop(early_stop)
         record = self.dev.record(

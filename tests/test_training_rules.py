@@ -70,6 +70,17 @@ def test_annealing_stops_at_min_lr_scale_and_the_rate_follows_the_scale():
     assert float(schedule(4)) == pytest.approx(0.002 * 0.5 * 5 / 10)  # still warming up
 
 
+def test_no_annealing_during_the_warm_up():
+    """An evaluation inside the warm-up never lowers the rate; the first one after it
+    does, when the dev loss has not improved."""
+    rule, schedule, _ = annealer(warmup_steps=300, anneal_factor=0.5, anneal_patience=1)
+    seen = []
+    for step, loss in ((150, 5.0), (153, 6.0), (299, 6.0), (300, 6.0)):
+        rule.update(loss, step=step)
+        seen.append(float(schedule.scale.numpy()))
+    assert seen == [1.0, 1.0, 1.0, 0.5]
+
+
 def test_early_stopping_needs_patience_evaluations_without_a_better_wer_or_loss():
     state = TrainState()
     rule = EarlyStopping(3, state)
