@@ -59,6 +59,26 @@ def test_demo_end_to_end_on_a_tiny_budget(first_demo):
     assert (run / "best.keras").is_file() and (run / "demo_test_report.json").is_file()
 
 
+def test_the_demo_trains_with_its_preset_and_set_overrides_it(first_demo):
+    """The run folder's config is the demo preset plus the command's --set values, which
+    win where both give a key."""
+    import json
+
+    from speech_rnn.config import Config
+    from speech_rnn.synth.demo import DEMO_PRESET
+
+    tmp_path, proc = first_demo
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    saved = Config.from_dict(json.loads((tmp_path / "run" / "config.json").read_text()))
+    preset = Config().with_overrides(list(DEMO_PRESET))
+    assert preset != Config()
+    assert saved.train.batch_size == preset.train.batch_size
+    assert saved.train.lr_schedule == preset.train.lr_schedule
+    assert saved.model.layer_norm == preset.model.layer_norm
+    assert (saved.model.lstm_units, saved.model.lstm_layers) == (16, 1)  # --set wins
+    assert saved.train.max_minutes == 0.3
+
+
 def test_running_the_demo_again_resumes_the_run(first_demo):
     """README: "Run it again to reuse the corpus and resume the run": the second run reuses
     the corpus as it is, says it resumes, restores the step where the first stopped, and
