@@ -346,9 +346,16 @@ def tune(
     alphas=(0.0, 0.25, 0.5, 0.75, 1.0, 1.5),
     betas=(0.0, 0.5, 1.0, 2.0, 3.0),
     beam_width: int = 16,
+    *,
+    search: str = "grid",
 ) -> TuneResult:
-    """Grid-search ``alpha`` and ``beta`` for ``lm_path`` on ``manifest``: the logits are
-    computed once, then every pair decodes the whole set; lowest WER (then CER) wins."""
+    """Search ``alpha`` and ``beta`` for ``lm_path`` on ``manifest``: the logits are
+    computed once, then each pair tried decodes the whole set; lowest WER (then CER) wins.
+    ``search="grid"`` tries every pair; ``"coordinate"`` the best alpha at the middle beta,
+    then the best beta at that alpha, and so on until neither moves (about half the
+    pairs of the default 6 x 5 grid: each pair is a beam search over the whole set)."""
+    if search not in ("grid", "coordinate"):
+        raise ValueError(f"search must be 'grid' or 'coordinate', got {search!r}")
 
     lm = NgramLM.load(lm_path)
     problems = []
@@ -372,9 +379,10 @@ def tune(
     greedy = [vocab.decode(greedy_decode(x, len(x), vocab.blank_id).ids) for x in all_logits]
     greedy_wer = score(refs, [" ".join(h.split()) for h in greedy]).wer
     logger.info(f"greedy: WER {100 * greedy_wer:.2f}% over {len(refs)} utterances")
-    grid = []
-    for alpha in alphas:
-        for beta in betas:
+    tried = {}
+
+    def try_pair(alpha, beta):
+        if (alpha, beta) not in tried:
             hyps = [
                 " ".join(
                     vocab.decode(
@@ -386,10 +394,36 @@ def tune(
                 for x in all_logits
             ]
             s = score(refs, hyps)
-            grid.append((float(alpha), float(beta), s.wer, s.cer))
+            tried[(alpha, beta)] = (float(alpha), float(beta), s.wer, s.cer)
             logger.info(
                 f"alpha {alpha:<5g} beta {beta:<5g} WER {100 * s.wer:6.2f}%  "
                 f"CER {100 * s.cer:6.2f}%"
             )
-    best = min(grid, key=lambda row: (row[2], row[3], row[0], row[1]))
+        return tried[(alpha, beta)]
+
+    if search == "grid":
+        for alpha in alphas:
+            for beta in betas:
+                try_pair(alpha, beta)
+    else:
+        coordinate_search(try_pair, list(alphas), list(betas))
+    grid = list(tried.values())
+    best = min(grid, key=_tune_rank)
     return TuneResult(best[0], best[1], best[2], best[3], greedy_wer, beam_width, tuple(grid))
+
+
+def _tune_rank(row):
+    alpha, beta, wer, cer = row
+    return (wer, cer, alpha, beta)
+
+
+def coordinate_search(try_pair, alphas, betas):
+    """Alternate the best alpha at the current beta and the best beta at that alpha,
+    starting from the middle beta, until a round moves neither."""
+    beta, alpha = betas[len(betas) // 2], None
+    while True:
+        best_alpha = min((try_pair(a, beta) for a in alphas), key=_tune_rank)[0]
+        best_beta = min((try_pair(best_alpha, b) for b in betas), key=_tune_rank)[1]
+        if (best_alpha, best_beta) == (alpha, beta):
+            return
+        alpha, beta = best_alpha, best_beta

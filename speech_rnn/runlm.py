@@ -64,7 +64,9 @@ def attach_lm(
         }
         if dev_manifest:
             recognizer = load_model(run.root, which=which, use_lm=False)
-            result = tune(recognizer, dev_manifest, building, alphas, betas, beam_width)
+            result = tune(
+                recognizer, dev_manifest, building, alphas, betas, beam_width, search="coordinate"
+            )
             settings.update(
                 alpha=result.alpha,
                 beta=result.beta,

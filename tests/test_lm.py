@@ -460,3 +460,30 @@ def test_read_arpa_section_lines_exactly(tmp_path):
     # a backslash line that is no section header is an n-gram line of the wrong shape
     assert arpa_error(tmp_path, head + "\\foo\n") == ":4: expected 1 words"
     assert arpa_error(tmp_path, "\\data\\\nfoo\n") == ":2: not ARPA format"
+
+
+def test_coordinate_search_finds_the_best_pair_of_a_smooth_surface_with_fewer_tries():
+    """attach_lm's alpha/beta search: best alpha at the middle beta, best beta there,
+    repeated; on a tilted bowl it ends at the grid's best pair without trying all 30,
+    and every pair it tries is tried once."""
+    from speech_rnn.lm import coordinate_search
+
+    alphas, betas = [0.0, 0.25, 0.5, 0.75, 1.0, 1.5], [0.0, 0.5, 1.0, 2.0, 3.0]
+
+    def wer(alpha, beta):  # lowest at (1.0, 3.0) on this grid, coupled like alpha and beta
+        return (alpha - 1.1) ** 2 + 0.1 * (beta - 3.5) ** 2 - 0.1 * (alpha - 1.1) * (beta - 3.5)
+
+    tried, cache = [], {}
+
+    def evaluate(alpha, beta):
+        if (alpha, beta) not in cache:
+            tried.append((alpha, beta))
+            cache[(alpha, beta)] = (alpha, beta, wer(alpha, beta), 0.0)
+        return cache[(alpha, beta)]
+
+    coordinate_search(evaluate, alphas, betas)
+    grid_best = min(((a, b) for a in alphas for b in betas), key=lambda p: wer(*p))
+    assert grid_best == (1.0, 3.0)
+    assert min(tried, key=lambda p: wer(*p)) == grid_best
+    assert tried[: len(alphas)] == [(a, 1.0) for a in alphas]  # first: alphas at beta 1.0
+    assert len(tried) == len(set(tried)) < len(alphas) * len(betas)
