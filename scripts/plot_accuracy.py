@@ -26,12 +26,10 @@ def main() -> int:
     p.add_argument("runs", nargs="+", metavar="RUN[=LABEL]", help="run folder and its label")
     p.add_argument("--out", type=Path, required=True, help="PNG to write")
     p.add_argument("--title", default="dev CER vs training time", help="plot title")
-    p.add_argument(
-        "--at", type=float, nargs="*", default=[5.0, 10.0], help="minutes to tabulate"
-    )
+    p.add_argument("--at", type=float, nargs="*", default=[5.0, 10.0], help="minutes to tabulate")
     args = p.parse_args()
     runs = dict(_run_and_label(r) for r in args.runs)
-    for label, run in runs.items():
+    for run in runs.values():
         if not (run / "history.jsonl").is_file():
             p.error(f"{run}: no history.jsonl (not a run folder, or never evaluated)")
     plot_curves(runs, args.out, args.title)
