@@ -430,8 +430,15 @@ def load_artefact(path: Path, kind: str, chars, num_threads: int | None = None):
     import tensorflow as tf
 
     if kind == "savedmodel":
-        fn = tf.saved_model.load(str(path)).signatures["serving_default"]
-        return lambda w: fn(waveform=tf.constant(w, tf.float32))["text"].numpy().decode("utf-8")
+        loaded = tf.saved_model.load(str(path))  # referenced below: it owns the variables
+
+        def transcribe_saved(waveform):
+            served = loaded.signatures["serving_default"](
+                waveform=tf.constant(waveform, tf.float32)
+            )
+            return served["text"].numpy().decode("utf-8")
+
+        return transcribe_saved
     interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=num_threads)
     runner = interpreter.get_signature_runner("serving_default")
 
