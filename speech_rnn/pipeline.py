@@ -298,12 +298,22 @@ def windows_in_buckets(
     augment = training and config.specaugment.enabled
     speeds = np.asarray(config.augment.speed_perturb, np.float32) if training else None
 
+    def perturb_if_it_fits(log_mel, factor, labels):
+        # The pre-flight check proved CTC fits each utterance at its own speed; a faster
+        # copy of a fast sentence may not (its batch's loss would be infinite): keep those
+        # at their own speed.
+        faster = change_speed(log_mel, factor)
+        windows = (tf.shape(faster)[0] + config.features.stride - 1) // config.features.stride
+        repeats = tf.reduce_sum(tf.cast(tf.equal(labels[1:], labels[:-1]), tf.int32))
+        fits = windows >= tf.size(labels) + repeats
+        return tf.cond(fits, lambda: faster, lambda: log_mel)
+
     def to_windows(item):
         log_mel = item["log_mel"]
         if speeds is not None and len(speeds):
             seed = tf.stack([tc.seed + 104729 * epoch, item["index"] + 1])
             pick = tf.random.stateless_uniform([], seed, 0, len(speeds), dtype=tf.int32)
-            log_mel = change_speed(log_mel, tf.gather(speeds, pick))
+            log_mel = perturb_if_it_fits(log_mel, tf.gather(speeds, pick), item["labels"])
         if augment:
             seed = tf.stack([tc.seed + 7919 * epoch, item["index"]])
             log_mel = spec_augment(log_mel, config.specaugment, seed)

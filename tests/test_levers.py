@@ -278,6 +278,40 @@ def test_speed_perturb_changes_training_frames_only(kathleen_examples):
         Config().with_overrides(["augment.speed_perturb=3"])
 
 
+def test_a_faster_copy_that_ctc_could_not_fit_keeps_its_own_speed(kathleen_examples):
+    """Twice as fast, kathleen at stride 3 has fewer windows than some transcripts need
+    under CTC: those utterances keep their own speed, the others are sped up, and every
+    training example still fits (no infinite loss from a perturbed copy)."""
+    from speech_rnn.pipeline import make_dataset
+    from speech_rnn.text import ctc_min_frames
+
+    examples, extractor = kathleen_examples  # "index" is the position in this list
+
+    def lengths(overrides):
+        config = Config().with_overrides(
+            ["train.batch_size=2", "specaugment.enabled=false", *overrides]
+        )
+        ds = make_dataset(examples, config, extractor, training=True, epoch=0)
+        return {
+            int(i): int(n)
+            for b in ds
+            for i, n in zip(b["index"].numpy(), b["feature_lengths"].numpy(), strict=True)
+        }
+
+    plain, doubled = lengths([]), lengths(["augment.speed_perturb=2.0"])
+    kept, sped_up = [], []
+    for i, n in plain.items():
+        needed = ctc_min_frames(examples[i].labels)
+        assert doubled[i] >= needed, (i, doubled[i], needed)
+        if doubled[i] == n:
+            kept.append(i)
+            assert n / 2 < needed + 1.5, (i, n, needed)  # its faster copy would not fit
+        else:
+            sped_up.append(i)
+            assert abs(doubled[i] - n / 2) <= 1.5, (i, n, doubled[i])
+    assert kept and sped_up, (kept, sped_up)  # both cases occur in these clips
+
+
 def test_every_lever_on_trains_and_reloads(tmp_path):
     from speech_rnn.manifest import write_manifest
     from speech_rnn.recognizer import load_model
