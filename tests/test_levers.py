@@ -342,14 +342,14 @@ def test_every_lever_on_trains_and_reloads(tmp_path):
     assert isinstance(recognizer.transcribe(clips[0].audio_filepath).text, str)
 
 
-def test_the_kathleen_budget_config_loads_and_never_speeds_speech_up():
-    """data/recipes/kathleen.yaml (docs/accuracy.md): a valid config whose speed
-    perturbation only slows speech down. The pre-flight check proves CTC fits each
-    utterance at its own speed; a faster copy of kathleen's fastest sentences at stride 3
-    would not fit, and its batch would give a non-finite loss."""
+def test_the_kathleen_budget_config_loads_with_the_measured_settings():
+    """data/recipes/kathleen.yaml (docs/accuracy.md) is a valid config file: the settings
+    its measurement used, on top of the defaults (kathleen keeps stride 3: it speaks up
+    to 22.5 characters a second)."""
     from pathlib import Path
 
     config = Config.load(Path(__file__).resolve().parents[1] / "data/recipes/kathleen.yaml")
-    assert config.augment.speed_perturb and max(config.augment.speed_perturb) <= 1.0
+    assert config.augment.speed_perturb == (0.9, 1.0)
     assert config.features.stride == Config().features.stride == 3
     assert config.train.lr_schedule == "warmup_cosine" and config.train.eval_at_stop
+    assert config.model.dropout == Config().model.dropout  # regularization kept
