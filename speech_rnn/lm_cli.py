@@ -128,14 +128,14 @@ def add_lm(sub) -> None:
     a.add_argument(
         "--alphas",
         metavar="LIST",
-        help="comma-separated LM weights to try on --dev (default "
+        help="comma-separated LM weights searched on --dev, in turn with --betas (default "
         + ",".join(f"{v:g}" for v in DEFAULT_ALPHAS)
         + ")",
     )
     a.add_argument(
         "--betas",
         metavar="LIST",
-        help="comma-separated word bonuses to try on --dev (default "
+        help="comma-separated word bonuses searched on --dev (default "
         + ",".join(f"{v:g}" for v in DEFAULT_BETAS)
         + ")",
     )
