@@ -75,6 +75,7 @@ def test_the_demo_trains_with_its_preset_and_set_overrides_it(first_demo):
     assert saved.train.batch_size == preset.train.batch_size
     assert saved.train.lr_schedule == preset.train.lr_schedule
     assert saved.model.layer_norm == preset.model.layer_norm
+    assert saved.features.normalization == preset.features.normalization == "utterance"
     assert (saved.model.lstm_units, saved.model.lstm_layers) == (16, 1)  # --set wins
     assert saved.train.max_minutes == 0.3
 
