@@ -38,6 +38,7 @@ from .log import logger
 from .monitor import ClipPictures, flat_hparams, run_summary, write_hparam_metrics, write_hparams
 from .runfolder import append_history, guarded_save, load_history, save_keras_atomic
 from .scoring import utterance_report
+from .trainer import ctc_loss_graph
 
 LOG_EVERY = 10
 
@@ -166,10 +167,11 @@ class DevEvaluation:
         self.run, self.forward, self.vocab = run, forward, vocab
         self.examples, self.dataset = examples, dataset
         self.acoustic_model, self.state = acoustic_model, state
+        self.loss_fn = ctc_loss_graph(vocab.blank_id)  # traced once, not per evaluation
 
     def __call__(self):
         decoded = decode_dataset(
-            self.forward, self.dataset, self.examples, self.vocab, with_loss=True
+            self.forward, self.dataset, self.examples, self.vocab, loss_fn=self.loss_fn
         )
         if decoded.scores.wer < self.state.best_wer - 1e-9:
             self.state.best_wer = decoded.scores.wer

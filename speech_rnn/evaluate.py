@@ -33,23 +33,22 @@ def decode_dataset(
     vocab,
     beam_width: int = 0,
     progress: bool = False,
-    with_loss: bool = False,
+    loss_fn=None,
     decoder=None,
 ) -> DecodedSet:
     """Run ``forward`` over a pipeline dataset (from :func:`pipeline.make_dataset` with
     ``training=False``) and decode every example; results come back in example order.
-    ``decoder`` (logits [T, C] -> Hypothesis) replaces greedy/beam decoding, e.g. beam
-    search with a language model."""
+    ``loss_fn`` ((batch, logits) -> per-utterance CTC losses, e.g.
+    :func:`trainer.ctc_loss_graph`) adds the mean loss. ``decoder`` (logits [T, C] ->
+    Hypothesis) replaces greedy/beam decoding, e.g. beam search with a language model."""
     from tqdm import tqdm
 
     hyps = [None] * len(examples)
     loss_sum, loss_count = 0.0, 0
     for batch in tqdm(dataset, desc="decoding", unit="batch", disable=not progress, leave=False):
         logits_tensor = forward(batch["features"], batch["feature_lengths"])
-        if with_loss:
-            from .trainer import ctc_loss
-
-            losses = ctc_loss(batch, logits_tensor, vocab.blank_id).numpy()
+        if loss_fn is not None:
+            losses = loss_fn(batch, logits_tensor).numpy()
             loss_sum, loss_count = loss_sum + float(losses.sum()), loss_count + len(losses)
         logits = logits_tensor.numpy()
         lengths = batch["feature_lengths"].numpy()

@@ -214,6 +214,25 @@ def ctc_loss(batch, logits, blank_id: int):
     )
 
 
+def ctc_loss_graph(blank_id: int):
+    """:func:`ctc_loss` as one graph for any batch and length, for dev evaluation. Run
+    eagerly, its scan over time dispatches every op of every frame from Python: on a
+    two-clip dev set that was 0.14 s per batch, most of an evaluation."""
+
+    @tf.function(reduce_retracing=True)
+    def loss(labels, label_lengths, feature_lengths, logits):
+        batch = {
+            "labels": labels,
+            "label_lengths": label_lengths,
+            "feature_lengths": feature_lengths,
+        }
+        return ctc_loss(batch, logits, blank_id)
+
+    return lambda batch, logits: loss(
+        batch["labels"], batch["label_lengths"], batch["feature_lengths"], logits
+    )
+
+
 class CTCTrainer(BuiltBeforeFit, keras.Model):
     """Training wrapper around the acoustic model; only the inner model is exported.
     ``train()`` builds it and its optimizer before ``fit`` (see :mod:`speech_rnn.compat`)."""

@@ -386,6 +386,35 @@ def test_linear_ctc_matches_tensorflow_loss_and_gradient():
     assert np.isinf(impossible.numpy()).all()
 
 
+def test_dev_loss_graph_is_the_ctc_loss_for_every_batch_shape():
+    """Dev evaluation's compiled loss (one graph for any shape) gives tf.nn.ctc_loss's
+    values with the true lengths, for batches of different sizes and lengths, labels padded
+    with -1 as the pipeline pads them."""
+    import tensorflow as tf
+
+    from speech_rnn.trainer import ctc_loss_graph
+
+    rng = np.random.default_rng(1)
+    c = 6
+    loss = ctc_loss_graph(blank_id=c - 1)
+    for b, t, n in ((3, 40, 9), (2, 23, 5), (5, 61, 12)):
+        logits = tf.constant(rng.standard_normal((b, t, c)).astype(np.float32))
+        label_lengths = rng.integers(1, n + 1, b).astype(np.int32)
+        feature_lengths = rng.integers(2 * n + 1, t + 1, b).astype(np.int32)
+        labels = rng.integers(0, c - 1, (b, n)).astype(np.int32)
+        padded = np.where(np.arange(n) < label_lengths[:, None], labels, -1)
+        batch = {
+            "labels": tf.constant(padded),
+            "label_lengths": tf.constant(label_lengths),
+            "feature_lengths": tf.constant(feature_lengths),
+        }
+        want = tf.nn.ctc_loss(
+            np.where(padded < 0, 0, padded), logits, label_lengths, feature_lengths,
+            logits_time_major=False, blank_index=c - 1,
+        )  # fmt: skip
+        np.testing.assert_allclose(loss(batch, logits).numpy(), want.numpy(), rtol=1e-5)
+
+
 def test_ctc_is_linear_in_the_lattice_not_quadratic_in_the_states():
     """Loss + gradient on 16 s utterances (30 ms windows, 14 characters a second), both
     under XLA: ``tf.nn.ctc_loss`` (dense labels) runs an S x S transition matrix through
