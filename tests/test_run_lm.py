@@ -138,18 +138,26 @@ def test_cli_lm_build_from_a_manifest_and_attach(lm_run, tmp_path):
     assert (saved["alpha"], saved["beta"], saved["tuned_on"]) == (0.5, 1.0, None)
 
 
-def test_transcribe_refuses_an_unusable_run_lm_in_one_line_with_status_2(lm_run, tmp_path, capsys):
+def test_transcribe_refuses_an_unusable_run_lm_in_one_line_with_status_2(
+    lm_run, tmp_path, capsys, monkeypatch
+):
     """A run whose lm.arpa is not an ARPA file: ``transcribe`` stops before decoding any
     audio, status 2, one line naming the file (the console script exits with main's status)."""
     from speech_rnn.cli import main
+    from speech_rnn.recognizer import SpeechRecognizer
 
     run, _, _, clips = lm_run
     broken = tmp_path / "run"
     shutil.copytree(run, broken)
     (broken / "lm.arpa").write_text("this is not an ARPA language model\n")
+    model_calls = []  # every waveform the acoustic model is run on goes through here
+    real = SpeechRecognizer.features
+    monkeypatch.setattr(
+        SpeechRecognizer, "features", lambda self, w: model_calls.append(1) or real(self, w)
+    )
     code = main(["transcribe", "--model", str(broken), clips[0].audio_filepath])
     out, err = capsys.readouterr()
     assert code == 2
-    assert out == ""  # no audio was decoded
+    assert out == "" and model_calls == []  # refused before any audio went through the model
     [line] = err.splitlines()
     assert line.startswith(f"speech-rnn transcribe: error: {broken / 'lm.arpa'}"), line
