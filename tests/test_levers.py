@@ -333,6 +333,7 @@ def test_every_lever_on_trains_and_reloads(tmp_path):
         "train.max_steps=2",
         "train.max_minutes=5",
         "augment.speed_perturb=0.9,1.0,1.1",
+        "features.normalization=utterance",
     ]
     config = Config().with_overrides(TINY_TRAIN + ["train.batch_size=2"] + levers)
     run = tmp_path / "run"
@@ -343,6 +344,20 @@ def test_every_lever_on_trains_and_reloads(tmp_path):
     recognizer = load_model(run)
     assert "layer_norm_0" in [layer.name for layer in recognizer.acoustic_model.layers]
     assert isinstance(recognizer.transcribe(clips[0].audio_filepath).text, str)
+    # The TFLite export's graph (the demo preset's levers included) computes the model's
+    # logits; gamma and beta set away from 1 and 0 so that each counts.
+    import tensorflow as tf
+
+    from speech_rnn.deploy.graph import tflite_function
+
+    rng = np.random.default_rng(0)
+    norm = recognizer.acoustic_model.get_layer("layer_norm_0")
+    norm.gamma.assign(rng.uniform(0.5, 1.5, norm.gamma.shape).astype(np.float32))
+    norm.beta.assign(rng.normal(0, 0.5, norm.beta.shape).astype(np.float32))
+    graph, _module = tflite_function(recognizer)  # the module keeps the LSTM functions
+    waveform = recognizer.load_waveform(clips[0].audio_filepath)
+    got = graph(tf.constant(waveform))["logits"].numpy()
+    np.testing.assert_allclose(got, recognizer.logits(waveform), atol=1e-4)
 
 
 def test_the_kathleen_budget_config_loads_with_the_measured_settings():

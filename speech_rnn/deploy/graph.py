@@ -249,6 +249,23 @@ def _keras_style_lstm(go_backwards: bool):
     )
 
 
+def _layer_norm_stage(layer):
+    """("layer_norm", gamma, beta, epsilon) of a Keras LayerNormalization over the last axis."""
+    cfg = layer.get_config()
+    axis = cfg.get("axis", -1)
+    if axis not in (-1, [-1], (-1,), 2, [2]) or cfg.get("rms_scaling", False):
+        raise RunFolderError(f"{layer.name}: only layer normalization over features is exported")
+    units = int(layer.input.shape[-1])
+    gamma = layer.gamma.numpy() if layer.scale else np.ones(units)
+    beta = layer.beta.numpy() if layer.center else np.zeros(units)
+    return (
+        "layer_norm",
+        np.asarray(gamma, np.float32),
+        np.asarray(beta, np.float32),
+        float(cfg["epsilon"]),
+    )
+
+
 def tflite_function(recognizer):
     """(concrete function ``waveform [N] -> {labels [L], logits [T, C], logits_length}``,
     the ``tf.Module`` holding it) for the TFLite converter: the run's features and weights,
@@ -262,7 +279,7 @@ def tflite_function(recognizer):
     blank = recognizer.vocab.blank_id
     space = chars.index(" ") if " " in chars else -1
 
-    stages = []  # ("dense", w, b, activation) | ("bilstm", fw, bw, units, merge)
+    stages = []  # ("dense", w, b, activation) | ("bilstm", fw, bw, units) | ("layer_norm", ...)
     for layer in model.layers:
         if (
             isinstance(layer, (layers.InputLayer, layers.Dropout))
@@ -296,6 +313,8 @@ def tflite_function(recognizer):
                     activation,
                 )
             )
+        elif isinstance(layer, layers.LayerNormalization):
+            stages.append(_layer_norm_stage(layer))
         else:
             raise RunFolderError(
                 f"layer {layer.name} ({type(layer).__name__}) has no TFLite export"
@@ -314,6 +333,10 @@ def tflite_function(recognizer):
                 x = tf.einsum("tbi,io->tbo", x, w) + b
                 if activation == "relu":
                     x = tf.nn.relu(x)
+            elif stage[0] == "layer_norm":
+                _, gamma, beta, epsilon = stage
+                mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
+                x = (x - mean) * tf.math.rsqrt(variance + epsilon) * gamma + beta
             else:
                 _, fw, bw, units = stage
                 zeros = tf.zeros([1, units], tf.float32)
