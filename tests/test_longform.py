@@ -152,12 +152,12 @@ def rss_mb():
 def current_rss_mb():
     return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
-model, long_path, warm_path, out = sys.argv[1:]
+model, long_path, out = sys.argv[1:]
 recognizer = load_model(model)
 # A first pass over the same file, tracemalloc on: every chunk shape compiled, the allocator
 # and tracemalloc's own tables grown. What the second pass adds is what it keeps.
 tracemalloc.start()
-recognizer.transcribe(warm_path)
+recognizer.transcribe(long_path)
 tracemalloc.reset_peak()
 # the resident memory as each chunk's words are timed, against the audio position reached
 samples, words_of = [], recognizer.words
@@ -228,7 +228,6 @@ def long_run(tmp_path_factory, fsdd_dir):
             MEASURE,
             str(FIXTURE_MODEL),
             str(tmp / "long.wav"),
-            str(tmp / "long.wav"),  # the warm-up pass
             str(tmp / "out.json"),
         ],
         capture_output=True,
