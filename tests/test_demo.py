@@ -17,7 +17,7 @@ def demo(tmp_path):
         "--hours",
         0.02,
         "--minutes",
-        0.3,
+        0.1,
         "--corpus",
         tmp_path / "corpus",
         "--out",
@@ -77,7 +77,7 @@ def test_the_demo_trains_with_its_preset_and_set_overrides_it(first_demo):
     assert saved.model.layer_norm == preset.model.layer_norm
     assert saved.features.normalization == preset.features.normalization == "utterance"
     assert (saved.model.lstm_units, saved.model.lstm_layers) == (16, 1)  # --set wins
-    assert saved.train.max_minutes == 0.3
+    assert saved.train.max_minutes == 0.1
 
 
 def test_running_the_demo_again_resumes_the_run(first_demo):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -234,32 +235,13 @@ def wait_for_checkpoint(run, step, procs, timeout=300):
     pytest.fail(f"no checkpoint at step {step} within {timeout} s")
 
 
-def test_killed_worker_then_restart_resumes_and_matches_an_uninterrupted_run(
+def test_stopped_then_killed_workers_resume_and_match_an_uninterrupted_run(
     manifest, single_device_run, two_worker_run, tmp_path
 ):
-    run = tmp_path / "run"
-    total = json.loads((single_device_run / "metrics.json").read_text())["steps"]
-    procs = start_workers(manifest, run, tmp_path, [free_port(), free_port()])
-    wait_for_checkpoint(run, 2, procs)
-    procs[1].send_signal(signal.SIGKILL)  # a worker dies ...
-    procs[1].wait()
-    procs[0].send_signal(signal.SIGKILL)  # ... the chief, stuck in an all-reduce,
-    procs[0].wait()  # is stopped by the scheduler
-    backup = checkpoint_steps(run)[-1]
-    assert backup < total
-    outs = finish(start_workers(manifest, run, tmp_path, [free_port(), free_port()]))
-    for out in outs:
-        assert f"step {backup}" in final_line(out, "restored")
-    assert json.loads((run / "metrics.json").read_text())["steps"] == total
-    # deterministic: bit-identical to the run that was never interrupted
-    uninterrupted = final_line(two_worker_run[1][0], "final weights sha256")
-    assert {final_line(out, "final weights sha256") for out in outs} == {uninterrupted}
-    assert [h["dev_loss"] for h in history(run)][-1] == history(two_worker_run[0])[-1]["dev_loss"]
-
-
-def test_sigterm_to_one_worker_stops_both_at_the_same_step_with_a_checkpoint(
-    manifest, single_device_run, tmp_path
-):
+    """One run folder through both ways a multi-worker run ends early, then to the end:
+    SIGTERM to the non-chief alone (the stop vote stops both at one step, with a
+    checkpoint), the same command again until a worker is killed with SIGKILL, and the same
+    command once more, which ends bit-identical to the run that was never interrupted."""
     run = tmp_path / "run"
     total = json.loads((single_device_run / "metrics.json").read_text())["steps"]
     procs = start_workers(manifest, run, tmp_path, [free_port(), free_port()])
@@ -270,11 +252,33 @@ def test_sigterm_to_one_worker_stops_both_at_the_same_step_with_a_checkpoint(
     assert "stopped by another worker; run folder" in out0
     assert "stopped by SIGTERM; run folder" in out1
     stopped_at = json.loads((run / "metrics.json").read_text())["steps"]
-    assert 0 < stopped_at < total
+    assert 0 < stopped_at < total - 1
     assert f"checkpoint saved at step {stopped_at}; run the same command to resume" in err1
     assert checkpoint_steps(run)[-1] == stopped_at  # the chief saved the stop step
     # both hold the same weights at that step
     assert final_line(out0, "final weights sha256") == final_line(out1, "final weights sha256")
+
+    procs = start_workers(manifest, run, tmp_path, [free_port(), free_port()])
+    wait_for_checkpoint(run, stopped_at + 1, procs)
+    procs[1].send_signal(signal.SIGKILL)  # a worker dies ...
+    procs[1].wait()
+    procs[0].send_signal(signal.SIGKILL)  # ... the chief, stuck in an all-reduce,
+    procs[0].wait()  # is stopped by the scheduler
+    for p in procs:
+        p.communicate()
+    # the newest checkpoint the state file lists: one whose files the kill cut short is not
+    # listed, and its step is redone
+    state = (run / "checkpoints" / "checkpoint").read_text()
+    backup = max(map(int, re.findall(r'^all_model_checkpoint_paths: ".*ckpt-(\d+)"$', state, re.M)))
+    assert stopped_at < backup < total
+    outs = finish(start_workers(manifest, run, tmp_path, [free_port(), free_port()]))
+    for out in outs:
+        assert re.search(rf" step {backup}$", final_line(out, "restored")), out[-2000:]
+    assert json.loads((run / "metrics.json").read_text())["steps"] == total
+    # deterministic: bit-identical to the run that was never interrupted
+    uninterrupted = final_line(two_worker_run[1][0], "final weights sha256")
+    assert {final_line(out, "final weights sha256") for out in outs} == {uninterrupted}
+    assert [h["dev_loss"] for h in history(run)][-1] == history(two_worker_run[0])[-1]["dev_loss"]
 
 
 # Builds the real training parts (speech_rnn.train) on the test clips, traces one train step
@@ -351,7 +355,9 @@ def run_step_probes(manifest, tmp_path, jobs):
     return [json.loads(final_line(out, "PROBE ")[len("PROBE ") :]) for out in outs]
 
 
-def test_two_workers_make_one_all_reduce_per_step_and_match_one_device(manifest, tmp_path):
+def test_two_workers_make_one_all_reduce_per_step_and_stay_identical(manifest, tmp_path):
+    """The collectives of one multi-worker train step, counted in its graph. That the two
+    workers train as one device does is the curve compared in the tests above."""
     import numpy as np
 
     cluster = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
@@ -359,22 +365,20 @@ def test_two_workers_make_one_all_reduce_per_step_and_match_one_device(manifest,
         ("multiworker", 2, {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": i}})
         for i in range(2)
     ]
-    results = run_step_probes(manifest, tmp_path, workers + [("default", 4, None)])
+    results = run_step_probes(manifest, tmp_path, workers)
     # gradients, utterance count and non-finite flag in one collective; the optimizer adds
     # none (before: count, gradients, and Keras' own sum in apply = 3)
     assert results[0]["reduces"] == ["CollectiveReduceV2"]
     assert results[1]["reduces"] == ["CollectiveReduceV2"]
-    assert results[2]["reduces"] == []
     # The one collective carries the packed vector: a float32 per trainable parameter, plus
     # the count and the flag (before: the gradients twice, 2 x 4 x params, and the count).
-    for r in results[:2]:
+    for r in results:
         assert r["reduce_bytes"] == [4 * (r["params"] + 2)]
-    assert [r["steps"] for r in results] == [3, 3, 3]
-    weights = [np.load(tmp_path / f"weights{i}.npz") for i in range(3)]
+    assert [r["steps"] for r in results] == [3, 3]
+    weights = [np.load(tmp_path / f"weights{i}.npz") for i in range(2)]
+    assert weights[0].files == weights[1].files
     for name in weights[0].files:
         assert np.array_equal(weights[0][name], weights[1][name])  # replicas stay identical
-        # the same global batch on one device: only the summation order differs
-        np.testing.assert_allclose(weights[0][name], weights[2][name], rtol=REL_TOL, atol=1e-6)
 
 
 def test_ctc_loss_of_an_empty_replica_share_is_empty_not_an_error():

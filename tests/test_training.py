@@ -9,6 +9,7 @@ import math
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -33,7 +34,12 @@ OVERFIT = [
     "train.pictures_every=10",
     "train.log_samples=2",
 ]
-MAX_STEPS = 110  # measured: CER 0 from about step 70 on two clips
+MAX_STEPS = 112  # measured: CER 0 from about step 70 on two clips
+# Each clip four times in the training manifest: the two clips fall in two length buckets,
+# so an epoch is 4 steps of batch 2 (one clip twice, the same gradient as once), and the
+# run's 112 steps take 28 epochs (28 dataset builds and dev evaluations, not 56).
+COPIES = 4
+EPOCHS = MAX_STEPS // COPIES
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +49,10 @@ def overfit_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("overfit")
     clips = short_kathleen_clips(2)
-    write_manifest(clips, root / "clips.jsonl")
-    config = Config().with_overrides(OVERFIT + [f"train.epochs={MAX_STEPS // 2}"])
+    copies = [replace(c, id=f"{c.key}~{k}") for c in clips for k in range(COPIES)]
+    write_manifest(copies, root / "train.jsonl")
+    write_manifest(clips, root / "dev.jsonl")
+    config = Config().with_overrides(OVERFIT + [f"train.epochs={EPOCHS}"])
     # Keep the very model and feature extractor training ran with (a spy: the real
     # build_training runs unchanged), to compare the saved run with what was in memory.
     in_memory = {}
@@ -57,7 +65,7 @@ def overfit_run(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(training, "build_training", keep)
-        metrics = train(root / "clips.jsonl", root / "clips.jsonl", root / "run", config, verbose=0)
+        metrics = train(root / "train.jsonl", root / "dev.jsonl", root / "run", config, verbose=0)
     OVERFIT_IN_MEMORY.update(in_memory)
     return root, clips, metrics
 
@@ -97,7 +105,7 @@ def test_run_folder_holds_everything_promised(overfit_run):
     saved = json.loads((run / "metrics.json").read_text())
     assert saved["steps"] == metrics["steps"]
     assert Config.load(run / "config.json") == Config().with_overrides(
-        OVERFIT + [f"train.epochs={MAX_STEPS // 2}"]
+        OVERFIT + [f"train.epochs={EPOCHS}"]
     )
 
 
@@ -191,11 +199,12 @@ def test_resuming_continues_the_step_count(overfit_run, tmp_path):
     root, _, metrics = overfit_run
     run = tmp_path / "run"
     shutil.copytree(root / "run", run)
-    config = Config.load(run / "config.json").with_overrides([f"train.epochs={MAX_STEPS // 2 + 3}"])
-    resumed = train(root / "clips.jsonl", root / "clips.jsonl", run, config, verbose=0)
-    per_epoch = metrics["steps"] // metrics["epochs_completed"]  # the clips fall in 2 buckets
+    config = Config.load(run / "config.json").with_overrides([f"train.epochs={EPOCHS + 3}"])
+    resumed = train(root / "train.jsonl", root / "dev.jsonl", run, config, verbose=0)
+    per_epoch = metrics["steps"] // metrics["epochs_completed"]
+    assert per_epoch == COPIES
     assert resumed["steps"] == metrics["steps"] + 3 * per_epoch
-    assert resumed["epochs_completed"] == MAX_STEPS // 2 + 3
+    assert resumed["epochs_completed"] == EPOCHS + 3
     steps = [h["step"] for h in load_history(run)]
     assert steps[-4:] == [MAX_STEPS + k * per_epoch for k in range(4)]
 
@@ -209,7 +218,7 @@ def test_resume_refuses_a_changed_model_config(overfit_run, tmp_path):
     shutil.copytree(root / "run", run, ignore=shutil.ignore_patterns("cache"))
     config = Config.load(run / "config.json").with_overrides(["model.lstm_units=32"])
     with pytest.raises(ConfigError, match="model.lstm_units"):
-        train(root / "clips.jsonl", None, run, config, verbose=0)
+        train(root / "train.jsonl", None, run, config, verbose=0)
 
 
 def test_best_keras_holds_the_weights_of_the_first_evaluation_with_the_lowest_wer(overfit_run):
