@@ -56,6 +56,10 @@ class AugmentConfig:
     # empty: off. Applied to the cached log-mel frames along time (a tempo change: the
     # pitch stays), so an utterance of T frames becomes round(T / factor) frames
     speed_perturb: tuple[float, ...] = ()
+    # vocal tract length perturbation: each training utterance's mel axis is stretched by a
+    # factor drawn per utterance and epoch from [1 - w, 1 + w] (formants move as they do
+    # between speakers); 0: off
+    freq_warp: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -327,5 +331,7 @@ def _validate(obj, where: str) -> None:
         raise ConfigError(
             f"{where}.speed_perturb: factors must be in [0.5, 2], got {obj.speed_perturb}"
         )
+    if isinstance(obj, AugmentConfig) and not 0.0 <= obj.freq_warp <= 0.3:
+        raise ConfigError(f"{where}.freq_warp: must be in [0, 0.3], got {obj.freq_warp}")
     if isinstance(obj, TextConfig) and len(set(obj.charset)) != len(obj.charset):
         raise ConfigError(f"{where}.charset: has repeated characters")

@@ -188,6 +188,24 @@ def change_speed(frames, factor):
     return (1.0 - weight) * tf.gather(frames, low) + weight * tf.gather(frames, high)
 
 
+def warp_frequency(log_mel, factor):
+    """``log_mel`` [T, M] with its mel axis stretched by ``factor`` (vocal tract length
+    perturbation): output bin m reads bin ``m / factor`` by linear interpolation, so a
+    formant at bin k moves to about ``k * factor``; bins read from past the top repeat the
+    top bin."""
+    import tensorflow as tf
+
+    bins = tf.shape(log_mel)[1]
+    top = tf.cast(bins - 1, tf.float32)
+    position = tf.minimum(tf.cast(tf.range(bins), tf.float32) / factor, top)
+    low = tf.cast(tf.floor(position), tf.int32)
+    high = tf.minimum(low + 1, bins - 1)
+    weight = position - tf.cast(low, tf.float32)
+    return (1.0 - weight) * tf.gather(log_mel, low, axis=1) + weight * tf.gather(
+        log_mel, high, axis=1
+    )
+
+
 def spec_augment(log_mel, config: SpecAugmentConfig, seed):
     """Time and frequency masks on a [frames, mel] log-mel spectrogram; ``seed`` is a
     shape-[2] int tensor, so the masks are reproducible for a (run seed, epoch, example)."""

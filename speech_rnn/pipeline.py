@@ -20,7 +20,14 @@ import numpy as np
 from .audio import load_audio
 from .config import Config
 from .errors import AudioError
-from .features import FeatureExtractor, FeatureStats, change_speed, spec_augment, window_dim
+from .features import (
+    FeatureExtractor,
+    FeatureStats,
+    change_speed,
+    spec_augment,
+    warp_frequency,
+    window_dim,
+)
 from .log import logger
 
 LABEL_PAD = -1
@@ -289,7 +296,8 @@ def windows_in_buckets(
     boundaries,
     sizes,
 ):
-    """Log-mel items -> [SpecAugment, in training] -> model input windows -> batches padded
+    """Log-mel items -> [in training: speed perturbation, frequency warp, SpecAugment] ->
+    model input windows -> batches padded
     to their length bucket (``sizes``: one batch size per bucket). Shared by the on-the-fly
     pipeline and the feature store reader, so both augment and batch the same way."""
     import tensorflow as tf
@@ -297,6 +305,7 @@ def windows_in_buckets(
     tc = config.train
     augment = training and config.specaugment.enabled
     speeds = np.asarray(config.augment.speed_perturb, np.float32) if training else None
+    warp = config.augment.freq_warp if training else 0.0
 
     def perturb_if_it_fits(log_mel, factor, labels):
         # The pre-flight check proved CTC fits each utterance at its own speed; a faster
@@ -314,6 +323,10 @@ def windows_in_buckets(
             seed = tf.stack([tc.seed + 104729 * epoch, item["index"] + 1])
             pick = tf.random.stateless_uniform([], seed, 0, len(speeds), dtype=tf.int32)
             log_mel = perturb_if_it_fits(log_mel, tf.gather(speeds, pick), item["labels"])
+        if warp:
+            seed = tf.stack([tc.seed + 15485863 * epoch, item["index"] + 2])
+            factor = tf.random.stateless_uniform([], seed, 1.0 - warp, 1.0 + warp)
+            log_mel = warp_frequency(log_mel, factor)
         if augment:
             seed = tf.stack([tc.seed + 7919 * epoch, item["index"]])
             log_mel = spec_augment(log_mel, config.specaugment, seed)

@@ -281,6 +281,53 @@ def test_speed_perturb_changes_training_frames_only(kathleen_examples):
         Config().with_overrides(["augment.speed_perturb=3"])
 
 
+# -- frequency warp (vocal tract length perturbation) -------------------------------------
+def test_warp_frequency_moves_a_formant_by_the_factor():
+    from speech_rnn.features import warp_frequency
+
+    bins = np.arange(40, dtype=np.float32)
+    peak = np.exp(-0.5 * (bins - 20.0) ** 2)  # one formant at bin 20, in every frame
+    log_mel = np.tile(peak, (3, 1))
+    assert np.allclose(warp_frequency(log_mel, 1.0).numpy(), log_mel)
+    for factor, where in ((1.1, 22), (0.9, 18)):
+        warped = warp_frequency(log_mel, factor).numpy()
+        assert warped.shape == log_mel.shape
+        assert np.argmax(warped, axis=1).tolist() == [where] * 3, factor
+    ramp = np.tile(bins, (2, 1))  # bins read from past the top repeat the top bin
+    assert warp_frequency(ramp, 0.8).numpy()[0, -1] == 39.0
+
+
+def test_freq_warp_changes_training_features_only_and_is_seeded(kathleen_examples):
+    from speech_rnn.pipeline import make_dataset
+
+    examples, extractor = kathleen_examples
+
+    def features(overrides, training, epoch=0):
+        config = Config().with_overrides(
+            ["train.batch_size=2", "specaugment.enabled=false", *overrides]
+        )
+        ds = make_dataset(examples, config, extractor, training=training, epoch=epoch)
+        out = {}
+        for b in ds:
+            for i, f, n in zip(b["index"].numpy(), b["features"].numpy(),
+                               b["feature_lengths"].numpy(), strict=True):  # fmt: skip
+                out[int(i)] = f[:n]
+        return out
+
+    plain, warped = features([], True), features(["augment.freq_warp=0.1"], True)
+    assert plain.keys() == warped.keys()
+    for i in plain:  # the same frames, other values
+        assert plain[i].shape == warped[i].shape and not np.allclose(plain[i], warped[i]), i
+    again = features(["augment.freq_warp=0.1"], True)
+    assert all(np.array_equal(warped[i], again[i]) for i in warped)  # seeded per epoch
+    other_epoch = features(["augment.freq_warp=0.1"], True, epoch=1)
+    assert any(not np.array_equal(warped[i], other_epoch[i]) for i in warped)
+    evaluated = features(["augment.freq_warp=0.1"], False)
+    assert all(np.array_equal(evaluated[i], v) for i, v in features([], False).items())
+    with pytest.raises(ConfigError, match="freq_warp"):
+        Config().with_overrides(["augment.freq_warp=0.5"])
+
+
 def test_a_faster_copy_that_ctc_could_not_fit_keeps_its_own_speed(kathleen_examples):
     """Twice as fast, kathleen at stride 3 has fewer windows than some transcripts need
     under CTC: those utterances keep their own speed, the others are sped up, and every
@@ -333,6 +380,7 @@ def test_every_lever_on_trains_and_reloads(tmp_path):
         "train.max_steps=2",
         "train.max_minutes=5",
         "augment.speed_perturb=0.9,1.0,1.1",
+        "augment.freq_warp=0.1",
         "features.normalization=utterance",
     ]
     config = Config().with_overrides(TINY_TRAIN + ["train.batch_size=2"] + levers)
