@@ -171,21 +171,29 @@ def _delta(x):
     ) / 10.0
 
 
+def _read_at(x, position, axis: int):
+    """``x`` read at fractional ``position``s (each within [0, size - 1]) along ``axis``, by
+    linear interpolation between the two nearest entries."""
+    import tensorflow as tf
+
+    low = tf.cast(tf.floor(position), tf.int32)
+    high = tf.minimum(low + 1, tf.shape(x)[axis] - 1)
+    weight = position - tf.cast(low, tf.float32)
+    if axis == 0:
+        weight = weight[:, tf.newaxis]
+    return (1.0 - weight) * tf.gather(x, low, axis=axis) + weight * tf.gather(x, high, axis=axis)
+
+
 def change_speed(frames, factor):
     """``frames`` [T, D] resampled along time by linear interpolation to
     ``max(1, round(T / factor))`` frames: the features of the same audio played ``factor``
     times as fast (tempo only; the spectrum is not shifted)."""
     import tensorflow as tf
 
-    length = tf.shape(frames)[0]
-    old = tf.cast(length, tf.float32)
+    old = tf.cast(tf.shape(frames)[0], tf.float32)
     new = tf.maximum(1, tf.cast(tf.round(old / factor), tf.int32))
-    position = tf.cast(tf.range(new), tf.float32) * factor
-    position = tf.minimum(position, old - 1.0)
-    low = tf.cast(tf.floor(position), tf.int32)
-    high = tf.minimum(low + 1, length - 1)
-    weight = (position - tf.cast(low, tf.float32))[:, tf.newaxis]
-    return (1.0 - weight) * tf.gather(frames, low) + weight * tf.gather(frames, high)
+    position = tf.minimum(tf.cast(tf.range(new), tf.float32) * factor, old - 1.0)
+    return _read_at(frames, position, axis=0)
 
 
 def warp_frequency(log_mel, factor):
@@ -198,12 +206,7 @@ def warp_frequency(log_mel, factor):
     bins = tf.shape(log_mel)[1]
     top = tf.cast(bins - 1, tf.float32)
     position = tf.minimum(tf.cast(tf.range(bins), tf.float32) / factor, top)
-    low = tf.cast(tf.floor(position), tf.int32)
-    high = tf.minimum(low + 1, bins - 1)
-    weight = position - tf.cast(low, tf.float32)
-    return (1.0 - weight) * tf.gather(log_mel, low, axis=1) + weight * tf.gather(
-        log_mel, high, axis=1
-    )
+    return _read_at(log_mel, position, axis=1)
 
 
 def spec_augment(log_mel, config: SpecAugmentConfig, seed):
