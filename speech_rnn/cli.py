@@ -7,6 +7,7 @@ the command exits with status 2; no TensorFlow traceback reaches the user.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
 import sys
 from pathlib import Path
@@ -634,6 +635,9 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_console(1 if getattr(args, "verbose", False) else 0)
+    # a crash inside TensorFlow's native code (seen once, a segfault in libgcc's unwinder
+    # near the end of a 60-minute run) then still names the Python line it came from
+    faulthandler.enable()
     if args.command not in ("prepare", "synth", "recipe", "runs"):
         quiet_tensorflow()
     if getattr(args, "threads", None) is not None:

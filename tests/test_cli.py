@@ -172,6 +172,23 @@ def test_errors_are_one_line_without_traceback(tmp_path):
     assert "valid keys: batch_size, " in line
 
 
+def test_a_native_crash_still_names_the_python_line(tmp_path):
+    """A segfault inside native code (TensorFlow's, once, near the end of a long run) kills
+    the process without a Python traceback; the CLI turns on faulthandler so that stderr
+    still shows which Python frame was running."""
+    crash = (
+        "import ctypes, sys\n"
+        "from speech_rnn import cli\n"
+        "cli.runs_table = lambda folder: ctypes.string_at(0)  # reads address 0: SIGSEGV\n"
+        "sys.exit(cli.main(['runs', sys.argv[1]]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", crash, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == -11, result.stderr  # killed by SIGSEGV, as a real crash is
+    assert "Fatal Python error: Segmentation fault" in result.stderr
+    assert "speech_rnn/cli.py" in result.stderr  # the frames that were running
+
 def test_scripts_are_thin_wrappers(tmp_path):
     """Each script is the same command: its --help is the subcommand's, exit 0; an error the
     command returns (not argparse's own exit) comes out of the script with the same status
