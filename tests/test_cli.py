@@ -189,6 +189,7 @@ def test_a_native_crash_still_names_the_python_line(tmp_path):
     assert "Fatal Python error: Segmentation fault" in result.stderr
     assert "speech_rnn/cli.py" in result.stderr  # the frames that were running
 
+
 def test_scripts_are_thin_wrappers(tmp_path):
     """Each script is the same command: its --help is the subcommand's, exit 0; an error the
     command returns (not argparse's own exit) comes out of the script with the same status
