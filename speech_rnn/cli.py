@@ -631,13 +631,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_python_frames_on_crash() -> None:
+    """A crash inside TensorFlow's native code (seen once: a segfault in libgcc's unwinder
+    near the end of a 60-minute run) then still names the Python line it came from."""
+    try:
+        faulthandler.enable()
+    except (OSError, ValueError, RuntimeError):
+        pass  # stderr is not a file (captured, a notebook's stream, None): nothing to write to
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_console(1 if getattr(args, "verbose", False) else 0)
-    # a crash inside TensorFlow's native code (seen once, a segfault in libgcc's unwinder
-    # near the end of a 60-minute run) then still names the Python line it came from
-    faulthandler.enable()
+    _print_python_frames_on_crash()
     if args.command not in ("prepare", "synth", "recipe", "runs"):
         quiet_tensorflow()
     if getattr(args, "threads", None) is not None:

@@ -190,6 +190,17 @@ def test_a_native_crash_still_names_the_python_line(tmp_path):
     assert "speech_rnn/cli.py" in result.stderr  # the frames that were running
 
 
+def test_main_runs_in_process_when_stderr_is_not_a_file(tmp_path, monkeypatch):
+    """Called from Python with a stderr that has no file descriptor (a notebook, a captured
+    stream), the CLI still runs: the crash traceback has nowhere to go and is skipped."""
+    import io
+
+    from speech_rnn.cli import main
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert main(["runs", str(tmp_path)]) == 0
+
+
 def test_scripts_are_thin_wrappers(tmp_path):
     """Each script is the same command: its --help is the subcommand's, exit 0; an error the
     command returns (not argparse's own exit) comes out of the script with the same status
