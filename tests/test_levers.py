@@ -240,6 +240,43 @@ def test_fsdd_connected_holdout_speaker(small_fsdd, tmp_path):
         fsdd_connected(small_fsdd, tmp_path / "c", 6, 3, 4, progress=False)
 
 
+def test_fsdd_dev_speaker_makes_dev_a_second_unseen_voice(small_fsdd, tmp_path):
+    from speech_rnn.data.fsdd import recordings
+    from speech_rnn.data.recipes import fsdd, fsdd_connected
+
+    takes = {r.take for r in recordings(small_fsdd)}
+    out = fsdd(small_fsdd, tmp_path / "d", holdout_speaker="theo", dev_speaker="jackson")
+    train, dev, test = (speakers_and_takes(out[s]) for s in ("train", "dev", "test"))
+    assert dev == {("jackson", take) for take in takes}
+    assert test == {("theo", take) for take in takes}
+    assert train == {("nicolas", take) for take in takes}  # its dev and test takes join
+    dev_only = speakers_and_takes(fsdd(small_fsdd, tmp_path / "o", dev_speaker="jackson")["test"])
+    assert dev_only == {(s, t) for s in ("nicolas", "theo") for t in takes if t < 5}
+    with pytest.raises(ConfigError, match="both 'theo'"):
+        fsdd(small_fsdd, tmp_path / "bad", holdout_speaker="theo", dev_speaker="theo")
+    with pytest.raises(ConfigError, match="--dev-speaker 'lucas' is not a speaker"):
+        fsdd(small_fsdd, tmp_path / "bad", dev_speaker="lucas")
+    connected = fsdd_connected(
+        small_fsdd, tmp_path / "c", count=4, dev_count=3, test_count=3, holdout_speaker="theo",
+        dev_speaker="jackson", progress=False,
+    )  # fmt: skip
+    rows = {s: [json.loads(x) for x in connected[s].read_text().splitlines()] for s in connected}
+    assert {r["speaker"] for r in rows["dev"]} == {"jackson"}
+    assert {r["speaker"] for r in rows["train"]} == {"nicolas"}
+
+
+def test_fsdd_speaker_flags_leave_someone_to_train_on(small_fsdd, tmp_path):
+    from speech_rnn.data.recipes import fsdd
+
+    two = tmp_path / "two"
+    two.mkdir()
+    for path in small_fsdd.glob("*.wav"):
+        if "_nicolas_" not in path.name:
+            shutil.copy(path, two / path.name)
+    with pytest.raises(ConfigError, match="leave no speaker of .* to train on"):
+        fsdd(two, tmp_path / "out", holdout_speaker="theo", dev_speaker="jackson")
+
+
 # -- speed perturbation ---------------------------------------------------------------------
 def test_change_speed_resamples_frames_by_the_factor():
     from speech_rnn.features import change_speed

@@ -13,7 +13,9 @@
 Both fsdd recipes take ``holdout_speaker`` (``--holdout-speaker NAME``): leave one speaker
 out. Every recording of that speaker goes to test and none to train or dev; the other
 speakers' official test takes (0-4) join their training takes, so test holds only the
-unseen voice.
+unseen voice. ``dev_speaker`` (``--dev-speaker NAME``) does the same for dev: a second
+unseen voice to choose settings on, so that decisions about new speakers are not taken on
+the test speaker's word; the other speakers' dev takes (5-9) then join train.
 """
 
 from __future__ import annotations
@@ -59,29 +61,44 @@ def split_of_take(take: int) -> str:
     return "dev" if take in DEV_TAKES else "train"
 
 
-def split_of_recording(take: int, speaker: str, holdout_speaker: str | None = None) -> str:
-    """The split of a recording: by take (:func:`split_of_take`), or with a held-out speaker,
-    test for all of that speaker's takes and never test for anyone else's."""
-    if holdout_speaker is None:
-        return split_of_take(take)
+def split_of_recording(
+    take: int, speaker: str, holdout_speaker: str | None = None, dev_speaker: str | None = None
+) -> str:
+    """The split of a recording: by take (:func:`split_of_take`); a held-out speaker's takes
+    are all test and a dev speaker's all dev, and then no one else's are."""
     if speaker == holdout_speaker:
         return "test"
-    return "dev" if take in DEV_TAKES else "train"
+    if speaker == dev_speaker:
+        return "dev"
+    split = split_of_take(take)
+    if split == "test" and holdout_speaker is not None:
+        return "train"
+    if split == "dev" and dev_speaker is not None:
+        return "train"
+    return split
 
 
-def check_holdout_speaker(source, holdout_speaker: str | None) -> None:
-    """A ConfigError unless ``holdout_speaker`` is None or a speaker of the FSDD files in
-    ``source``."""
-    if holdout_speaker is None:
+def check_speakers(source, holdout_speaker: str | None, dev_speaker: str | None = None) -> None:
+    """A ConfigError unless each given speaker is a speaker of the FSDD files in ``source``,
+    the two differ, and at least one speaker is left to train on."""
+    chosen = {"--holdout-speaker": holdout_speaker, "--dev-speaker": dev_speaker}
+    chosen = {flag: name for flag, name in chosen.items() if name is not None}
+    if not chosen:
         return
     speakers = sorted({r.speaker for r in fsdd_recordings(source)})
-    if holdout_speaker not in speakers:
+    for flag, name in chosen.items():
+        if name not in speakers:
+            raise ConfigError(
+                f"{flag} {name!r} is not a speaker of {source}; "
+                f"speakers: {', '.join(speakers) or 'none found'}"
+            )
+    if holdout_speaker is not None and holdout_speaker == dev_speaker:
+        raise ConfigError(f"--dev-speaker and --holdout-speaker are both {dev_speaker!r}")
+    if len(speakers) <= len(chosen):
         raise ConfigError(
-            f"--holdout-speaker {holdout_speaker!r} is not a speaker of {source}; "
-            f"speakers: {', '.join(speakers) or 'none found'}"
+            f"{' and '.join(chosen)} leave no speaker of {source} to train on "
+            f"(speakers: {', '.join(speakers)})"
         )
-    if len(speakers) < 2:
-        raise ConfigError("--holdout-speaker needs at least two speakers in the source")
 
 
 def default_source(name: str) -> Path:
@@ -98,16 +115,20 @@ def default_source(name: str) -> Path:
 # -- fsdd: isolated digits --------------------------------------------------------------
 
 
-def fsdd(source, out_dir, holdout_speaker: str | None = None) -> dict:
+def fsdd(
+    source, out_dir, holdout_speaker: str | None = None, dev_speaker: str | None = None
+) -> dict:
     """Write ``out_dir/{train,dev,test}.jsonl`` for isolated digits; returns the paths.
-    ``holdout_speaker``: all of that speaker's recordings are test, no one else's."""
-    check_holdout_speaker(source, holdout_speaker)
+    ``holdout_speaker``: all of that speaker's recordings are test, no one else's;
+    ``dev_speaker``: the same for dev."""
+    check_speakers(source, holdout_speaker, dev_speaker)
     problems = []
     imported = import_layout(source, "fsdd", problems)
     splits = {split: [] for split in SPLITS}
     for utt in imported["train"] + imported["test"]:
         name = parse_fsdd_name(utt.audio_filepath)
-        splits[split_of_recording(name.take, name.speaker, holdout_speaker)].append(utt)
+        split = split_of_recording(name.take, name.speaker, holdout_speaker, dev_speaker)
+        splits[split].append(utt)
     for split, utts in splits.items():
         if not utts:
             raise ManifestError(source, f"no usable recordings for the {split} split")
@@ -141,14 +162,16 @@ class ConnectedPlan:
         return f"{self.split}-{self.index:06d}"
 
 
-def _fsdd_pool(source: Path, holdout_speaker: str | None = None) -> dict:
+def _fsdd_pool(
+    source: Path, holdout_speaker: str | None = None, dev_speaker: str | None = None
+) -> dict:
     """``{split: {speaker: {digit: [path, ...]}}}`` over the FSDD files in ``source``."""
     pool = {split: {} for split in SPLITS}
     found = fsdd_recordings(source)
     if not found:
         raise ManifestError(source, "no FSDD recordings ({digit}_{speaker}_{index}.wav) found")
     for r in found:
-        split = split_of_recording(r.take, r.speaker, holdout_speaker)
+        split = split_of_recording(r.take, r.speaker, holdout_speaker, dev_speaker)
         by_digit = pool[split].setdefault(r.speaker, {})
         by_digit.setdefault(r.digit, []).append((r.take, r.path))
     out = {}
@@ -294,6 +317,7 @@ def fsdd_connected(
     seed: int = 0,
     progress: bool = True,
     holdout_speaker: str | None = None,
+    dev_speaker: str | None = None,
 ) -> dict:
     """Build connected-digit utterances into ``out_dir/audio`` and write the manifests
     (``count`` train, ``dev_count`` dev, ``test_count`` test); returns ``{split: path}``.
@@ -307,8 +331,8 @@ def fsdd_connected(
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     source, out_dir = Path(source), Path(out_dir)
-    check_holdout_speaker(source, holdout_speaker)
-    pool = _fsdd_pool(source, holdout_speaker)
+    check_speakers(source, holdout_speaker, dev_speaker)
+    pool = _fsdd_pool(source, holdout_speaker, dev_speaker)
     settings = {
         "recipe": "fsdd-connected",
         "version": CONNECTED_VERSION,
@@ -316,6 +340,7 @@ def fsdd_connected(
         "sample_rate": CONNECTED_RATE,
         "source": _fingerprint(source),
         "holdout_speaker": holdout_speaker,  # None matches folders recorded before the key
+        "dev_speaker": dev_speaker,
     }
     _check_settings(out_dir, settings)
     audio_dir = out_dir / "audio"
@@ -396,12 +421,19 @@ def _common(parser, name: str) -> None:
     )
 
 
-def _holdout_flag(parser) -> None:
+def _speaker_flags(parser) -> None:
     parser.add_argument(
         "--holdout-speaker",
         metavar="NAME",
         help="leave one speaker out: all of NAME's recordings are test, none are train or "
         "dev (the others' test takes 0-4 join train); default: the official split",
+    )
+    parser.add_argument(
+        "--dev-speaker",
+        metavar="NAME",
+        help="a second unseen speaker for dev: all of NAME's recordings are dev, none are "
+        "train or test (the others' dev takes 5-9 join train); default: takes 5-9 of every "
+        "speaker",
     )
 
 
@@ -410,12 +442,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     names = parser.add_subparsers(dest="recipe", required=True, metavar="RECIPE")
     p = names.add_parser("fsdd", help="isolated digits: official split, dev = takes 5-9")
     _common(p, "fsdd")
-    _holdout_flag(p)
+    _speaker_flags(p)
     p = names.add_parser(
         "fsdd-connected", help="3-7 digit strings joined from one speaker's recordings"
     )
     _common(p, "fsdd")
-    _holdout_flag(p)
+    _speaker_flags(p)
     p.add_argument(
         "--count",
         type=int,
@@ -469,7 +501,7 @@ def run(args) -> int:
     folder = "kathleen" if args.recipe == "kathleen" else "fsdd"
     source = args.source or default_source(folder)
     if args.recipe == "fsdd":
-        manifests = fsdd(source, args.out, args.holdout_speaker)
+        manifests = fsdd(source, args.out, args.holdout_speaker, args.dev_speaker)
     elif args.recipe == "fsdd-connected":
         manifests = fsdd_connected(
             source,
@@ -480,6 +512,7 @@ def run(args) -> int:
             seed=args.seed,
             progress=not args.quiet,
             holdout_speaker=args.holdout_speaker,
+            dev_speaker=args.dev_speaker,
         )
     else:
         manifests = kathleen(source, args.out, seed=args.seed)
