@@ -22,6 +22,7 @@ from .errors import AudioError, ConfigError, SpeechRnnError
 from .evaluate import evaluate_run, format_report
 from .featurestore import build_store
 from .fileio import prepare_output_dir
+from .finetune import source_config, source_run
 from .log import add_log_flags, configure_console
 from .recognizer import load_model
 from .runfolder import RunFolder, read_lm_settings
@@ -92,6 +93,13 @@ def _add_train(sub):
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder to create or resume")
     p.add_argument("--config", metavar="FILE", help="config file (YAML or JSON) to start from")
     p.add_argument(
+        "--init-from",
+        metavar="RUN_DIR",
+        help="fine-tune: start a new run from this trained run's best.keras and vocabulary; "
+        "its features, text rules and model shape are kept (and its config is the starting "
+        "point unless --config is given)",
+    )
+    p.add_argument(
         "--set",
         action="append",
         default=[],
@@ -117,7 +125,12 @@ def _add_train(sub):
 
 
 def _train_config(args):
-    config = Config.load(args.config) if args.config else Config()
+    if args.config:
+        config = Config.load(args.config)
+    elif args.init_from:  # fine-tuning starts from the source run's settings
+        config = source_config(source_run(args.init_from))
+    else:
+        config = Config()
     overrides = list(args.set)
     for flag, key in (
         ("epochs", "train.epochs"),
@@ -152,6 +165,7 @@ def _run_train(args) -> int:
         config,
         verbose=0 if args.quiet else 1,
         train_weights=args.train_weights,
+        init_from=args.init_from,
     )
     if metrics.get("signal"):
         print(

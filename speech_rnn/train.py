@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import finetune
 from .compat import disable_op_determinism, op_determinism_enabled
 from .config import Config
 from .distribute import cluster_from_env, make_strategy
@@ -129,13 +130,16 @@ def train(
     config: Config | None = None,
     verbose: int = 1,
     train_weights=None,
+    init_from=None,
 ) -> dict:
     """Train (or resume) the run in ``out_dir``; returns the final metrics.
 
     ``train_manifests``: one manifest or several; with ``train_weights`` (one per manifest)
     each epoch draws from the manifests in those proportions, else it uses every utterance
     once. ``config.train.strategy`` picks the ``tf.distribute`` strategy; under several
-    workers only the chief writes ``out_dir``.
+    workers only the chief writes ``out_dir``. ``init_from``: a trained run folder whose
+    weights and vocabulary a new run starts from (:mod:`.finetune`); without ``config``
+    the new run takes the source's.
     """
 
     # One epoch is one pass over a dataset of unknown length: Keras warns when it ends.
@@ -165,7 +169,22 @@ def train(
             train_weights,
             dev_manifest,
             verbose,
+            init_from,
         )
+
+
+def _init_source(run: RunFolder, init_from) -> RunFolder | None:
+    """The run to take initial weights from: ``init_from``, else the one ``run`` recorded."""
+    recorded = finetune.recorded_source(run)
+    if init_from is None:
+        return recorded
+    source = finetune.source_run(init_from)
+    if run.exists() and (recorded is None or recorded.root != source.root.resolve()):
+        raise ConfigError(
+            f"{run.root} is an existing run that was not started from {init_from}; resume it "
+            "without --init-from, or train into a new --out folder"
+        )
+    return source
 
 
 def _train_locked(
@@ -178,13 +197,21 @@ def _train_locked(
     train_weights,
     dev_manifest,
     verbose,
+    init_from=None,
 ) -> dict:
     import keras
     import tensorflow as tf
 
     own = run if cluster.is_chief else RunFolder(tempfile.mkdtemp(prefix="speech_rnn_worker_"))
     resuming = run.exists()
+    source = _init_source(run, init_from)
+    if source is not None:
+        if config is None and not resuming:
+            config = finetune.source_config(source)
+        finetune.check_compatible(config or Config.load(run.config), source)
     config = _resolve_config(run, config, write=cluster.is_chief)
+    if source is not None and cluster.is_chief:
+        finetune.record(run, source)
     tc = config.train
     keras.utils.set_random_seed(tc.seed)
     # Op determinism is process-wide (and turns XLA off in Keras): undo it on the way out
@@ -199,7 +226,7 @@ def _train_locked(
         f"global{', this worker is not the chief' if not cluster.is_chief else ''})"
     )
     try:
-        data = _prepare_data(train_manifests, train_weights, dev_manifest, run, own, config)
+        data = _prepare_data(train_manifests, train_weights, dev_manifest, run, own, config, source)
         policy = _mixed_precision_policy(tc.mixed_precision)
         try:
             with strategy.scope():
@@ -240,11 +267,15 @@ class TrainingData:
     label_length: int
     boundaries: list
     store: object = None  # featurestore.Store when train.feature_store is set
+    init_source: RunFolder | None = None  # a run to start from (fine-tuning)
 
 
-def _prepare_data(train_manifests, train_weights, dev_manifest, run, own, config) -> TrainingData:
+def _prepare_data(
+    train_manifests, train_weights, dev_manifest, run, own, config, source=None
+) -> TrainingData:
     """Manifests -> pre-flight -> vocabulary and feature statistics (read from the run when
-    resuming, else computed and written to this process's own folder)."""
+    resuming, else computed and written to this process's own folder; a fine-tuned run's
+    vocabulary is its ``source``'s, since the output layer is)."""
     tc = config.train
     train_paths = (
         [train_manifests] if isinstance(train_manifests, (str, Path)) else list(train_manifests)
@@ -261,6 +292,9 @@ def _prepare_data(train_manifests, train_weights, dev_manifest, run, own, config
     per_source = [load_examples([p], config, f"train[{Path(p).name}]") for p in train_paths]
     if run.vocab.is_file():
         vocab = Vocabulary.load(run.vocab)
+    elif source is not None:
+        vocab = Vocabulary.load(source.vocab)
+        vocab.save(own.vocab)
     else:
         vocab = build_vocabulary([u for utts in per_source for u in utts], config)
         vocab.save(own.vocab)
@@ -314,6 +348,7 @@ def _prepare_data(train_manifests, train_weights, dev_manifest, run, own, config
         label_pad_length(everything),
         bucket_boundaries(everything, config),
         store,
+        source,
     )
 
 
@@ -440,6 +475,8 @@ def _fit(
         parts.checkpoint, run.checkpoints, max_to_keep=tc.keep_checkpoints
     )
     restored = _restore_latest(parts.checkpoint, restore_from)
+    if not restored and data.init_source is not None:
+        finetune.load_weights(parts.acoustic, data.init_source)
     manager = (
         restore_from
         if own is run
@@ -480,6 +517,7 @@ def _fit(
         {
             "feature_store": store_input and store_input.describe(workers),
             "resumed_from": restored,
+            "init_from": data.init_source and str(data.init_source.root),
             "strategy": strategy_kind,
             "replicas": replicas,
             "batch_per_replica": tc.batch_size,
