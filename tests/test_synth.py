@@ -338,3 +338,35 @@ def test_cli(tmp_path, capsys):
     utts = read_manifest(tmp_path / "c" / "train.jsonl")
     params = synth_corpus.utterance_params(4, "train", 0, noise=False, reverb=False)
     assert params.snr_db is None and utts[0].speaker == params.voice
+
+
+def test_the_digits_grammar_speaks_digit_strings_in_each_splits_own_voices(corpus, tmp_path):
+    from speech_rnn.text import DIGIT_WORDS
+
+    out = tmp_path / "digits"
+    manifests = synth_corpus.build_corpus(
+        out, hours=0.01, seed=3, workers=1, progress=False, grammar="digits"
+    )
+    lengths = set()
+    for split, path in manifests.items():
+        utts = read_manifest(path)
+        assert {u.speaker for u in utts} <= set(synth_corpus.SPLIT_VOICES[split])
+        for u in utts:
+            words = u.text.split()
+            assert set(words) <= set(DIGIT_WORDS) and 1 <= len(words) <= synth_corpus.MAX_DIGITS
+            lengths.add(len(words))
+    assert len(lengths) > 3  # strings of several lengths, single digits included
+    assert 1 in lengths
+    again = synth_corpus.build_corpus(
+        tmp_path / "again", hours=0.01, seed=3, workers=1, progress=False, grammar="digits"
+    )
+    assert again["train"].read_bytes() == manifests["train"].read_bytes()
+    sentences_folder, _ = corpus
+    with pytest.raises(espeak.SynthError, match="grammar"):
+        synth_corpus.build_corpus(
+            sentences_folder, hours=HOURS, seed=11, workers=1, progress=False, grammar="digits"
+        )
+    with pytest.raises(espeak.SynthError, match="grammar"):  # and the other way round
+        synth_corpus.build_corpus(out, hours=0.01, seed=3, workers=1, progress=False)
+    with pytest.raises(espeak.SynthError, match="grammar must be one of sentences, digits"):
+        synth_corpus.build_corpus(out, hours=0.01, grammar="numbers")

@@ -8,6 +8,11 @@ written as 16 kHz 16-bit mono WAV. Its audio depends only on its text and parame
 Splits: the test split is spoken by voice combinations (and voice variants) never heard in
 train or dev, and dev by its own two; each sentence belongs to exactly one split (by a seeded
 hash of its text), so no sentence is shared between splits.
+
+The ``digits`` grammar speaks digit strings instead ("three seven nine", 1 to 7 digits,
+lengths and digits uniform): the same few words in 50 training voices, which is what a
+digit recognizer trained on a handful of real speakers lacks. With ten words the texts
+repeat, so only the voices keep its splits apart.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import json
 import math
 import os
 import sys
@@ -26,7 +32,7 @@ import numpy as np
 from ..fileio import atomic_write_bytes, recorded_settings_differ
 from ..log import add_log_flags
 from ..manifest import Utterance, read_manifest, write_manifest
-from ..text import normalize_text
+from ..text import DIGIT_WORDS, normalize_text
 from .engine import (
     DEV_VOICES,
     SAMPLE_RATE,
@@ -42,6 +48,8 @@ from .sentences import iter_sentences
 SPLITS = ("train", "dev", "test")
 FORMAT_VERSION = 1  # bump when the audio for a given seed changes
 SPLIT_VOICES = {"train": TRAIN_VOICES, "dev": DEV_VOICES, "test": TEST_VOICES}
+GRAMMARS = ("sentences", "digits")
+MAX_DIGITS = 7
 DEFAULT_DEV_FRACTION = 0.05
 DEFAULT_TEST_FRACTION = 0.05
 
@@ -217,6 +225,18 @@ class _SentencePool:
         return target[index]
 
 
+class _DigitPool:
+    """Digit strings: ``get(split, i)`` is drawn from (seed, split, i) alone."""
+
+    def __init__(self, seed):
+        self.seed = seed
+
+    def get(self, split: str, index: int) -> str:
+        rng = np.random.default_rng([self.seed, SPLITS.index(split), 3, index])
+        count = int(rng.integers(1, MAX_DIGITS + 1))
+        return " ".join(DIGIT_WORDS[int(d)] for d in rng.integers(0, 10, size=count))
+
+
 def utterance_params(
     seed: int, split: str, index: int, noise: bool = True, reverb: bool = True
 ) -> UtteranceParams:
@@ -253,8 +273,8 @@ def _render_job(job: tuple) -> tuple:
     return len(audio) / SAMPLE_RATE, wav_bytes(audio)
 
 
-def _settings(seed, noise, reverb, dev_fraction, test_fraction) -> dict:
-    return {
+def _settings(seed, noise, reverb, dev_fraction, test_fraction, grammar) -> dict:
+    settings = {
         "format": FORMAT_VERSION,
         "seed": seed,
         "noise": noise,
@@ -264,10 +284,23 @@ def _settings(seed, noise, reverb, dev_fraction, test_fraction) -> dict:
         "sample_rate": SAMPLE_RATE,
         "voices": {s: list(v) for s, v in SPLIT_VOICES.items()},
     }
+    if grammar != "sentences":  # folders built before the option hold sentences
+        settings["grammar"] = grammar
+    return settings
+
+
+def _recorded_grammar(out_dir: Path) -> str:
+    try:
+        recorded = json.loads((out_dir / "synth.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "sentences"
+    return recorded.get("grammar", "sentences") if isinstance(recorded, dict) else "sentences"
 
 
 def _check_folder(out_dir: Path, settings: dict) -> None:
     differs = recorded_settings_differ(out_dir, "synth.json", settings)
+    if _recorded_grammar(out_dir) != settings.get("grammar", "sentences"):
+        differs = sorted({*differs, "grammar"})
     if differs:
         raise SynthError(
             f"{out_dir} holds a corpus built with other settings "
@@ -289,8 +322,10 @@ def build_corpus(
     dev_fraction: float = DEFAULT_DEV_FRACTION,
     test_fraction: float = DEFAULT_TEST_FRACTION,
     progress: bool = True,
+    grammar: str = "sentences",
 ) -> dict:
-    """Synthesize about ``hours`` of speech into ``out_dir``.
+    """Synthesize about ``hours`` of speech into ``out_dir``, sentences or digit strings
+    (``grammar``).
 
     Writes ``out_dir/audio/<split>-<index>.wav`` and ``out_dir/{train,dev,test}.jsonl``, and
     returns ``{split: manifest path}``. Each split holds ``hours * fraction`` (at least one
@@ -304,11 +339,13 @@ def build_corpus(
     for name, value in (("dev_fraction", dev_fraction), ("test_fraction", test_fraction)):
         if not 0 < value < 0.5:
             raise SynthError(f"{name} must be between 0 and 0.5, got {value!r}")
+    if grammar not in GRAMMARS:
+        raise SynthError(f"grammar must be one of {', '.join(GRAMMARS)}, got {grammar!r}")
     workers = default_workers() if workers is None else int(workers)
     if workers < 1:
         raise SynthError(f"workers must be at least 1, got {workers}")
     out_dir = Path(out_dir)
-    _check_folder(out_dir, _settings(seed, noise, reverb, dev_fraction, test_fraction))
+    _check_folder(out_dir, _settings(seed, noise, reverb, dev_fraction, test_fraction, grammar))
     check_voices(VOICES)
     audio_dir = out_dir / "audio"
     audio_dir.mkdir(parents=True, exist_ok=True)
@@ -319,7 +356,11 @@ def build_corpus(
         "test": test_fraction,
     }
     targets = {split: hours * 3600.0 * fractions[split] for split in SPLITS}
-    pool = _SentencePool(seed, dev_fraction, test_fraction)
+    pool = (
+        _SentencePool(seed, dev_fraction, test_fraction)
+        if grammar == "sentences"
+        else _DigitPool(seed)
+    )
     executor = None
     if workers > 1:
         import multiprocessing
@@ -423,6 +464,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="do not add room reverberation (otherwise half of the utterances get it)",
     )
     parser.add_argument(
+        "--grammar",
+        choices=GRAMMARS,
+        default="sentences",
+        help="what the voices say: English sentences, or digit strings of 1-7 digits "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=None,
@@ -457,6 +505,7 @@ def run(args) -> int:
         dev_fraction=args.dev_fraction,
         test_fraction=args.test_fraction,
         progress=not args.quiet,
+        grammar=args.grammar,
     )
     for split, path in manifests.items():
         utts = read_manifest(path, check_files=False)
