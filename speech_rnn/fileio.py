@@ -56,9 +56,10 @@ def atomic_write_json(path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
-def recorded_settings_differ(out_dir, marker: str, settings: dict) -> list:
+def recorded_settings_differ(out_dir, marker: str, settings: dict, absent=None) -> list:
     """For resumable builds: record ``settings`` in ``out_dir/marker`` the first time, and
-    afterwards return the keys whose recorded value differs (empty: built the same way)."""
+    afterwards return the keys whose recorded value differs (empty: built the same way).
+    ``absent``: the value a key had in folders recorded before it existed."""
     out_dir = Path(out_dir)
     path = out_dir / marker
     if not path.is_file():
@@ -69,4 +70,7 @@ def recorded_settings_differ(out_dir, marker: str, settings: dict) -> list:
         old = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         old = None
-    return sorted(k for k in settings if not isinstance(old, dict) or old.get(k) != settings[k])
+    absent = absent or {}
+    return sorted(
+        k for k in settings if not isinstance(old, dict) or old.get(k, absent.get(k)) != settings[k]
+    )

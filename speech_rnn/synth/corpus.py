@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import json
 import math
 import os
 import sys
@@ -274,7 +273,7 @@ def _render_job(job: tuple) -> tuple:
 
 
 def _settings(seed, noise, reverb, dev_fraction, test_fraction, grammar) -> dict:
-    settings = {
+    return {
         "format": FORMAT_VERSION,
         "seed": seed,
         "noise": noise,
@@ -283,24 +282,13 @@ def _settings(seed, noise, reverb, dev_fraction, test_fraction, grammar) -> dict
         "test_fraction": test_fraction,
         "sample_rate": SAMPLE_RATE,
         "voices": {s: list(v) for s, v in SPLIT_VOICES.items()},
+        "grammar": grammar,
     }
-    if grammar != "sentences":  # folders built before the option hold sentences
-        settings["grammar"] = grammar
-    return settings
-
-
-def _recorded_grammar(out_dir: Path) -> str:
-    try:
-        recorded = json.loads((out_dir / "synth.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return "sentences"
-    return recorded.get("grammar", "sentences") if isinstance(recorded, dict) else "sentences"
 
 
 def _check_folder(out_dir: Path, settings: dict) -> None:
-    differs = recorded_settings_differ(out_dir, "synth.json", settings)
-    if _recorded_grammar(out_dir) != settings.get("grammar", "sentences"):
-        differs = sorted({*differs, "grammar"})
+    # folders built before --grammar hold sentences
+    differs = recorded_settings_differ(out_dir, "synth.json", settings, {"grammar": "sentences"})
     if differs:
         raise SynthError(
             f"{out_dir} holds a corpus built with other settings "
