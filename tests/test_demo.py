@@ -47,6 +47,7 @@ def test_demo_end_to_end_on_a_tiny_budget(first_demo):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "Traceback" not in proc.stderr
+    assert "synth:" not in proc.stderr  # --quiet: no progress bar, the corpus's included
     assert f"tensorboard --logdir {tmp_path} --host 127.0.0.1" in out
     scored = re.search(r"test WER \d+\.\d\d%\s+CER \d+\.\d\d%\s+\((\d+) utterances\)", out)
     assert scored, out
