@@ -114,9 +114,7 @@ def run(args) -> int:
     if args.hours <= 0 or args.minutes <= 0:
         raise ConfigError("--hours and --minutes must be positive")
     print(f"[1/4] synthetic corpus: {args.hours:g} h in {args.corpus} (cached after the first run)")
-    manifests = build_corpus(
-        args.corpus, hours=args.hours, seed=args.seed, progress=not args.quiet
-    )
+    manifests = build_corpus(args.corpus, hours=args.hours, seed=args.seed, progress=not args.quiet)
 
     print(f"[2/4] training for at most {args.minutes:g} min into {args.out}")
     print(f"      watch it live: tensorboard --logdir {args.out.parent} --host 127.0.0.1")
