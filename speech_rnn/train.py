@@ -39,6 +39,7 @@ from .pipeline import (
     compute_feature_stats,
     label_pad_length,
     make_dataset,
+    partial_batches_vary,
 )
 from .preflight import preflight
 from .runfolder import RunFolder, run_lock, write_env
@@ -562,7 +563,11 @@ def _fit(
     hooks.skipped_files = skipped
     batch_sizes = bucket_batch_sizes(data.boundaries, config, global_batch, replicas)
     steps, exact = batches_per_epoch(
-        data.train_examples, data.boundaries, batch_sizes, data.sources
+        data.train_examples,
+        data.boundaries,
+        batch_sizes,
+        data.sources,
+        split_partial=partial_batches_vary(config, data.sources),
     )
     if store_input:
         steps, exact = store_input.steps, True

@@ -318,6 +318,47 @@ def test_speed_perturb_changes_training_frames_only(kathleen_examples):
         Config().with_overrides(["augment.speed_perturb=3"])
 
 
+def test_a_last_batch_that_changes_size_each_epoch_comes_in_powers_of_two(kathleen_examples):
+    """Speed perturbation moves utterances between length buckets, so a bucket's last batch
+    has another size every epoch, and each new size is one more XLA compilation of the
+    training step. Then the last batch comes as power-of-two parts: every utterance still
+    once per epoch, as many steps as the count says; without it, the batch stays whole."""
+    from speech_rnn.pipeline import (
+        batches_per_epoch,
+        bucket_boundaries,
+        make_dataset,
+        training_batch_sizes,
+    )
+
+    assert training_batch_sizes(13, 16) == [8, 4, 1]
+    assert training_batch_sizes(35, 16) == [16, 16, 2, 1]
+    assert training_batch_sizes(35, 16, split_partial=False) == [16, 16, 3]
+    assert training_batch_sizes(0, 16) == [] and training_batch_sizes(16, 16) == [16]
+    examples, extractor = kathleen_examples
+    assert len(examples) == 10  # one bucket of 10 in batches of 7: a last batch of 3
+
+    def epoch(overrides):
+        config = Config().with_overrides(
+            ["train.batch_size=7", "train.bucket_width_s=100", "train.max_batch_seconds=0"]
+            + overrides
+        )
+        boundaries = bucket_boundaries(examples, config)
+        batches = [
+            b["index"].numpy().tolist()
+            for b in make_dataset(examples, config, extractor, training=True, epoch=1)
+        ]
+        return config, boundaries, batches
+
+    config, boundaries, batches = epoch(["augment.speed_perturb=0.9,1.0"])
+    assert [len(b) for b in batches] == [7, 2, 1]
+    assert sorted(i for b in batches for i in b) == list(range(10))
+    steps, exact = batches_per_epoch(examples, boundaries, 7, split_partial=True)
+    assert exact and steps == 3
+    config, boundaries, batches = epoch([])  # the same buckets every epoch: kept whole
+    assert [len(b) for b in batches] == [7, 3]
+    assert batches_per_epoch(examples, boundaries, 7) == (2, True)
+
+
 # -- frequency warp (vocal tract length perturbation) -------------------------------------
 def test_warp_frequency_moves_a_formant_by_the_factor():
     from speech_rnn.features import warp_frequency
