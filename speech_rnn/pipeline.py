@@ -98,7 +98,7 @@ def batches_per_epoch(
         share = np.bincount(buckets[start:stop], minlength=slots) / max(1, stop - start)
         expected += len(examples) * (weight / total_weight) * share
     batches = sum(
-        len(training_batch_sizes(round(c), size, split_partial))
+        len(training_batch_sizes(math.ceil(c - 1e-9), size, split_partial))
         for c, size in zip(expected, sizes, strict=True)
         if c > 0
     )
