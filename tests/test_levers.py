@@ -347,14 +347,14 @@ def test_a_last_batch_that_changes_size_each_epoch_comes_in_powers_of_two(kathle
             b["index"].numpy().tolist()
             for b in make_dataset(examples, config, extractor, training=True, epoch=1)
         ]
-        return config, boundaries, batches
+        return boundaries, batches
 
-    config, boundaries, batches = epoch(["augment.speed_perturb=0.9,1.0"])
+    boundaries, batches = epoch(["augment.speed_perturb=0.9,1.0"])
     assert [len(b) for b in batches] == [7, 2, 1]
     assert sorted(i for b in batches for i in b) == list(range(10))
     steps, exact = batches_per_epoch(examples, boundaries, 7, split_partial=True)
     assert exact and steps == 3
-    config, boundaries, batches = epoch([])  # the same buckets every epoch: kept whole
+    boundaries, batches = epoch([])  # the same buckets every epoch: kept whole
     assert [len(b) for b in batches] == [7, 3]
     assert batches_per_epoch(examples, boundaries, 7) == (2, True)
 
