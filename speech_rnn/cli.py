@@ -506,7 +506,7 @@ def _add_runs(sub):
         "HParams tab.",
     )
     p.add_argument("dir", nargs="?", default="runs", help="folder holding run folders")
-    p.set_defaults(func=_run_runs)
+    p.set_defaults(func=_run_runs, tensorflow=False)
 
 
 def _run_runs(args) -> int:
@@ -564,13 +564,13 @@ def _run_cache(args) -> int:
 def _add_prepare(sub):
     p = sub.add_parser("prepare", help="import a corpus layout into JSONL manifests with splits")
     prepare.add_arguments(p)
-    p.set_defaults(func=prepare.run)
+    p.set_defaults(func=prepare.run, tensorflow=False)
 
 
 def _add_synth(sub):
     p = sub.add_parser("synth", help="synthesize an offline English speech corpus (espeak-ng)")
     synth.add_arguments(p)
-    p.set_defaults(func=synth.run)
+    p.set_defaults(func=synth.run, tensorflow=False)
 
 
 def _add_demo(sub):
@@ -590,7 +590,7 @@ def _add_recipe(sub):
         description=recipes.__doc__.splitlines()[0],
     )
     recipes.add_arguments(p)
-    p.set_defaults(func=recipes.run)
+    p.set_defaults(func=recipes.run, tensorflow=False)
 
 
 def _add_export(sub):
@@ -659,7 +659,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     configure_console(1 if getattr(args, "verbose", False) else 0)
     _print_python_frames_on_crash()
-    if args.command not in ("prepare", "synth", "recipe", "runs"):
+    if getattr(args, "tensorflow", True):  # commands that never run a model say False
         quiet_tensorflow()
     if getattr(args, "threads", None) is not None:
         limit = max_threads()

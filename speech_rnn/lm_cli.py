@@ -59,7 +59,7 @@ def add_lm(sub) -> None:
         help="use the text as it is (default: lowercase, spell numbers, drop "
         "punctuation, as transcripts are)",
     )
-    b.set_defaults(func=_run_lm_build)
+    b.set_defaults(func=_run_lm_build, tensorflow=False)  # pure Python: no model
     t = lm_sub.add_parser(
         "tune",
         parents=[_log_flags()],

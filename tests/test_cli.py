@@ -201,6 +201,34 @@ def test_main_runs_in_process_when_stderr_is_not_a_file(tmp_path, monkeypatch):
     assert main(["runs", str(tmp_path)]) == 0
 
 
+def test_commands_that_run_no_model_start_without_tensorflow(tmp_path):
+    """`lm build`, `prepare` and `runs` never import TensorFlow (5 s of CPU per start on these
+    machines); `evaluate` does, before its first op, to silence TensorFlow's start-up lines."""
+    (tmp_path / "lm.txt").write_text("the cat sat\nthe dog ran\n")
+    commands = {
+        "lm": ["lm", "build", "--text", tmp_path / "lm.txt", "--out", tmp_path / "lm.arpa"],
+        "prepare": ["prepare", tmp_path / "none", "--out", tmp_path / "p"],
+        "runs": ["runs", tmp_path],
+        "evaluate": ["evaluate", "--model", tmp_path / "none", "--manifest", tmp_path / "m"],
+    }
+    code = (
+        "import sys; from speech_rnn.cli import main; status = main(sys.argv[1:]); "
+        "print(status, 'tensorflow' in sys.modules)"
+    )
+    loaded = {}
+    for name, argv in commands.items():
+        proc = subprocess.run(
+            [sys.executable, "-c", code, *map(str, argv)],
+            capture_output=True, text=True, timeout=120, cwd=REPO,
+        )  # fmt: skip
+        loaded[name] = proc.stdout.split()[-2:]
+    assert loaded == {
+        "lm": ["0", "False"], "prepare": ["2", "False"], "runs": ["0", "False"],
+        "evaluate": ["2", "True"],
+    }  # fmt: skip
+    assert (tmp_path / "lm.arpa").read_text().startswith("\\data\\")
+
+
 def test_scripts_are_thin_wrappers(tmp_path):
     """Each script is the same command: its --help is the subcommand's, exit 0; an error the
     command returns (not argparse's own exit) comes out of the script with the same status
