@@ -87,6 +87,8 @@ def test_quick_run_writes_every_section(quick_report, capsys):
     s = sections["scaling"]
     assert [r["seconds"] for r in s["train_step"]] == [1, 2]
     assert all(r["step_s"] > 0 and r["peak_rss_mb"] > 0 for r in s["train_step"])
+    # the first step of a shape compiles it: slower than the warm steps after it
+    assert all(r["first_step_s"] > r["step_s"] for r in s["train_step"])
     assert all(r["transcribe_s"] > 0 for r in s["transcribe"])
 
     r = sections["roofline"]
@@ -126,6 +128,7 @@ def test_table_lists_the_comparisons(quick_report):
         "RTF per file, 1 thread",
         "batch transcription",
         "roofline",
+        "first step of that shape (trace + XLA compile)",
         "targets:",
     ):
         assert text in table

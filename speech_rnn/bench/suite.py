@@ -693,6 +693,14 @@ def format_table(report) -> str:
                     f"peak {row['peak_rss_mb']:,.0f} MiB",
                 )
             )
+            if "first_step_s" in row:  # what every new batch shape costs a training run
+                rows.append(
+                    (
+                        "  first step of that shape (trace + XLA compile)",
+                        f"{row['first_step_s']:.3g} s",
+                        f"{_fmt(row['first_step_s'] / row[key])}x a warm step",
+                    )
+                )
     rf = s.get("roofline", {})
     flops = rf.get("default", {})
     if flops:
