@@ -693,7 +693,7 @@ def format_table(report) -> str:
                     f"peak {row['peak_rss_mb']:,.0f} MiB",
                 )
             )
-            if "first_step_s" in row:  # what every new batch shape costs a training run
+            if kind == "train_step":  # what every new batch shape costs a training run
                 rows.append(
                     (
                         "  first step of that shape (trace + XLA compile)",
