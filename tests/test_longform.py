@@ -208,7 +208,7 @@ LONG_MINUTES = 25
 RSS_GROWTH_BOUND_MB = 48  # the whole file as float32 at 16 kHz alone would be 96 MB
 TRACED_PEAK_BOUND_MB = 32
 # The slope of memory in use (malloc's and tracemalloc's) after a warm-up pass over the same
-# file: -0.087 MB per audio minute in every run (five, one beside a busy core); +1.116 with a
+# file: -0.087 MB per audio minute in every run (four, one beside a busy core); +1.116 with a
 # leak of 0.5 MB of C memory per chunk (about 1.2 MB per audio minute). The slope of resident
 # memory, which this test checked before, moves with what the allocator keeps: -0.70 to +1.02
 # without a leak (steps of 10-20 MB up or down where a batch of chunks starts) and 0.76 to
