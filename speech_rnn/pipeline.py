@@ -52,45 +52,19 @@ def bucket_boundaries(examples, config: Config):
     return list(range(width, longest + width, width))
 
 
-def partial_batches_vary(config: Config, sources=None) -> bool:
-    """Whether a length bucket's count, and so the size of its last batch, changes from one
-    training epoch to the next: speed perturbation moves utterances between buckets, and a
-    weighted mix is a new random draw each epoch."""
-    speeds = config.augment.speed_perturb
-    return any(f != 1.0 for f in speeds) or bool(sources and len(sources) > 1)
-
-
-def training_batch_sizes(count: int, batch_size: int, split_partial: bool = True) -> list:
-    """The batches a length bucket of ``count`` items makes in training: full batches of
-    ``batch_size``, then the rest, with ``split_partial`` in powers of two, largest first
-    (13 -> 8, 4, 1). Each new batch shape costs an XLA compilation of the training step:
-    where a bucket's count changes from epoch to epoch (:func:`partial_batches_vary`), a
-    last batch of any size brings new shapes every epoch, powers of two only a few in all."""
-    full, rest = divmod(int(count), int(batch_size))
-    if not split_partial:
-        return [int(batch_size)] * full + ([rest] if rest else [])
-    parts = [1 << bit for bit in reversed(range(rest.bit_length())) if rest >> bit & 1]
-    return [int(batch_size)] * full + parts
-
-
-def batches_per_epoch(
-    examples, boundaries, batch_size, sources=None, split_partial: bool = False
-) -> tuple:
+def batches_per_epoch(examples, boundaries, batch_size, sources=None) -> tuple:
     """(batches, exact) of one training epoch of :func:`make_dataset` over ``examples``:
-    each length bucket yields :func:`training_batch_sizes` of its count (``batch_size``: one
-    size, or one per bucket as :func:`bucket_batch_sizes` gives). Exact for one source;
-    for a weighted mix of several (a random draw) the expected counts give an estimate
-    (``exact`` False)."""
+    each length bucket yields ``ceil(count / size)`` batches (``batch_size``: one size, or
+    one per bucket as :func:`bucket_batch_sizes` gives). Exact for one source; for a
+    weighted mix of several (a random draw) the expected counts give an estimate (``exact``
+    False)."""
     edges = np.asarray(boundaries)
     buckets = np.searchsorted(edges, [e.num_windows for e in examples], side="right")
     slots = len(edges) + 1
     sizes = [batch_size] * slots if isinstance(batch_size, int) else list(batch_size)
     if not sources or len(sources) == 1:
         counts = np.bincount(buckets, minlength=slots)
-        batches = sum(
-            len(training_batch_sizes(c, size, split_partial))
-            for c, size in zip(counts, sizes, strict=True)
-        )
+        batches = sum(-(-int(c) // size) for c, size in zip(counts, sizes, strict=True))
         return int(batches), True
     total_weight = sum(w for _, _, w in sources)
     expected = np.zeros(slots)
@@ -98,9 +72,7 @@ def batches_per_epoch(
         share = np.bincount(buckets[start:stop], minlength=slots) / max(1, stop - start)
         expected += len(examples) * (weight / total_weight) * share
     batches = sum(
-        len(training_batch_sizes(math.ceil(c - 1e-9), size, split_partial))
-        for c, size in zip(expected, sizes, strict=True)
-        if c > 0
+        math.ceil(c / size - 1e-9) for c, size in zip(expected, sizes, strict=True) if c > 0
     )
     return int(batches), False
 
@@ -308,7 +280,6 @@ def make_dataset(
         label_length=label_length,
         boundaries=boundaries,
         sizes=sizes,
-        split_partial=training and partial_batches_vary(config, sources),
     )
     if skip_batches:
         ds = ds.skip(skip_batches)
@@ -328,13 +299,12 @@ def windows_in_buckets(
     label_length: int,
     boundaries,
     sizes,
-    split_partial: bool = False,
 ):
     """Log-mel items -> [in training: speed perturbation, frequency warp, SpecAugment] ->
-    model input windows -> batches padded
-    to their length bucket (``sizes``: one batch size per bucket), with ``split_partial``
-    each bucket's last batch in :func:`training_batch_sizes` parts. Shared by the on-the-fly
-    pipeline and the feature store reader, so both augment and batch the same way."""
+    model input windows -> batches padded to their length bucket (``sizes``: one batch size
+    per bucket); in training, each bucket's last batch filled to its full size
+    (:func:`_fill_last_batch`). Shared by the on-the-fly pipeline and the feature store
+    reader, so both augment and batch the same way."""
     import tensorflow as tf
 
     tc = config.train
@@ -401,34 +371,36 @@ def windows_in_buckets(
         pad_to_bucket_boundary=True,
         drop_remainder=False,
     )
-    return ds.flat_map(_split_partial_batch(boundaries, sizes)) if split_partial else ds
+    return ds.map(_fill_last_batch(boundaries, sizes)) if training else ds
 
 
-def _split_partial_batch(boundaries, sizes):
-    """A ``flat_map`` function: a full batch as it is, a bucket's last, partial batch as
-    the power-of-two parts of :func:`training_batch_sizes`."""
+def _fill_last_batch(boundaries, sizes):
+    """A ``map`` function: a bucket's last, partial batch filled to the bucket's batch size
+    with copies of its own rows, marked as padding (``index`` -1, no audio seconds; the
+    train step leaves them out of the loss). XLA compiles the training step once per batch
+    shape: a last batch of its own size would be one more compilation per bucket, and one
+    per epoch where the count changes (speed perturbation moves utterances between buckets,
+    a weighted mix draws anew). The copies cost computation, not a compilation; a full batch
+    passes unchanged."""
     import tensorflow as tf
 
     edges = tf.constant(boundaries, tf.int32)
     full_sizes = tf.constant(sizes, tf.int32)
-    powers = tf.constant([1 << bit for bit in reversed(range(max(sizes).bit_length()))])
 
-    def split(batch):
+    def fill(batch):
         shape = tf.shape(batch["features"])
         n = shape[0]
         # padded to its bucket's boundary: boundaries[i] - 1 windows in bucket i
         full = tf.gather(full_sizes, tf.searchsorted(edges, shape[1:2], side="right")[0])
-        parts = tf.cond(
-            n >= full,
-            lambda: tf.reshape(n, [1]),
-            lambda: tf.boolean_mask(powers, tf.bitwise.bitwise_and(n, powers) > 0),
-        )
-        starts = tf.cumsum(parts, exclusive=True)
-        return tf.data.Dataset.from_tensor_slices((starts, parts)).map(
-            lambda start, size: {k: v[start : start + size] for k, v in batch.items()}
-        )
+        slots = tf.range(tf.maximum(n, full))
+        filled = {k: tf.gather(v, slots % n) for k, v in batch.items()}
+        copy = slots >= n
+        index, seconds = filled["index"], filled["audio_seconds"]
+        filled["index"] = tf.where(copy, -tf.ones_like(index), index)
+        filled["audio_seconds"] = tf.where(copy, tf.zeros_like(seconds), seconds)
+        return filled
 
-    return split
+    return fill
 
 
 def compute_feature_stats(

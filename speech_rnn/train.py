@@ -39,7 +39,6 @@ from .pipeline import (
     compute_feature_stats,
     label_pad_length,
     make_dataset,
-    partial_batches_vary,
 )
 from .preflight import preflight
 from .runfolder import RunFolder, run_lock, write_env
@@ -567,7 +566,6 @@ def _fit(
         data.boundaries,
         batch_sizes,
         data.sources,
-        split_partial=partial_batches_vary(config, data.sources),
     )
     if store_input:
         steps, exact = store_input.steps, True

@@ -264,8 +264,11 @@ class CTCTrainer(BuiltBeforeFit, keras.Model):
         with tf.GradientTape() as tape:
             logits = self(batch, training=True)
             per_utterance = ctc_loss(batch, logits, self.blank_id)
+            # rows with index -1 are copies that fill a bucket's last batch: not in the loss
+            real = batch["index"] >= 0
+            per_utterance = tf.where(real, per_utterance, tf.zeros_like(per_utterance))
             local_sum = tf.reduce_sum(per_utterance)
-            count = tf.cast(tf.size(per_utterance), tf.float32)
+            count = tf.reduce_sum(tf.cast(real, tf.float32))
             # Each replica holds part of the global batch (a short last batch may leave one
             # empty); the division by the global count comes after the all-reduce.
             scaled = self.optimizer.scale_loss(local_sum / self.batch_size)

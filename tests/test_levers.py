@@ -133,7 +133,7 @@ def epoch_order(examples, extractor, overrides, epoch):
 
     config = Config().with_overrides(["train.batch_size=2", "train.bucket_width_s=100", *overrides])
     ds = make_dataset(examples, config, extractor, training=True, epoch=epoch)
-    return [int(i) for batch in ds for i in batch["index"].numpy()]
+    return [int(i) for batch in ds for i in batch["index"].numpy() if i >= 0]  # -1: a copy
 
 
 def test_sortagrad_reads_epoch_one_short_to_long_then_shuffles(kathleen_examples):
@@ -301,6 +301,7 @@ def test_speed_perturb_changes_training_frames_only(kathleen_examples):
             int(i): int(n)
             for b in ds
             for i, n in zip(b["index"].numpy(), b["feature_lengths"].numpy(), strict=True)
+            if i >= 0  # -1: a copy that fills a bucket's last batch
         }
 
     plain = lengths([], True)
@@ -318,45 +319,80 @@ def test_speed_perturb_changes_training_frames_only(kathleen_examples):
         Config().with_overrides(["augment.speed_perturb=3"])
 
 
-def test_a_last_batch_that_changes_size_each_epoch_comes_in_powers_of_two(kathleen_examples):
-    """Speed perturbation moves utterances between length buckets, so a bucket's last batch
-    has another size every epoch, and each new size is one more XLA compilation of the
-    training step. Then the last batch comes as power-of-two parts: every utterance still
-    once per epoch, as many steps as the count says; without it, the batch stays whole."""
-    from speech_rnn.pipeline import (
-        batches_per_epoch,
-        bucket_boundaries,
-        make_dataset,
-        training_batch_sizes,
-    )
+def test_a_last_batch_is_filled_to_its_bucket_size_with_copies_marked_as_padding(
+    kathleen_examples,
+):
+    """Each new batch shape is one more XLA compilation of the training step, and speed
+    perturbation changes a bucket's last batch size every epoch. In training that batch is
+    filled to the bucket's size with copies of its own rows, marked as padding (index -1,
+    no audio seconds): one shape per bucket, every utterance once per epoch, as many steps
+    as batches_per_epoch says. Evaluation batches are not filled."""
+    from speech_rnn.pipeline import batches_per_epoch, bucket_boundaries, make_dataset
 
-    assert training_batch_sizes(13, 16) == [8, 4, 1]
-    assert training_batch_sizes(35, 16) == [16, 16, 2, 1]
-    assert training_batch_sizes(35, 16, split_partial=False) == [16, 16, 3]
-    assert training_batch_sizes(0, 16) == [] and training_batch_sizes(16, 16) == [16]
     examples, extractor = kathleen_examples
-    assert len(examples) == 10  # one bucket of 10 in batches of 7: a last batch of 3
-
-    def epoch(overrides):
-        config = Config().with_overrides(
-            ["train.batch_size=7", "train.bucket_width_s=100", "train.max_batch_seconds=0"]
-            + overrides
+    assert len(examples) == 10  # one bucket (all under 4 s) of 10 in batches of 7: 7 + 3
+    config = Config().with_overrides(
+        ["train.batch_size=7", "train.bucket_width_s=4", "train.max_batch_seconds=0"]
+    )
+    boundaries = bucket_boundaries(examples, config)
+    for overrides in (["augment.speed_perturb=0.9,1.0"], []):
+        batches = list(
+            make_dataset(examples, config.with_overrides(overrides), extractor, training=True)
         )
-        boundaries = bucket_boundaries(examples, config)
-        batches = [
-            b["index"].numpy().tolist()
-            for b in make_dataset(examples, config, extractor, training=True, epoch=1)
-        ]
-        return boundaries, batches
-
-    boundaries, batches = epoch(["augment.speed_perturb=0.9,1.0"])
-    assert [len(b) for b in batches] == [7, 2, 1]
-    assert sorted(i for b in batches for i in b) == list(range(10))
-    steps, exact = batches_per_epoch(examples, boundaries, 7, split_partial=True)
-    assert exact and steps == 3
-    boundaries, batches = epoch([])  # the same buckets every epoch: kept whole
-    assert [len(b) for b in batches] == [7, 3]
+        indices = [b["index"].numpy().tolist() for b in batches]
+        assert [len(i) for i in indices] == [7, 7]
+        assert sorted(i for b in indices for i in b if i >= 0) == list(range(10))
+        last = batches[-1]
+        assert indices[-1][3:] == [-1] * 4
+        assert last["audio_seconds"].numpy()[3:].tolist() == [0.0] * 4
+        assert last["audio_seconds"].numpy()[:3].min() > 0
+        # the copies are rows of the same batch: the first real rows again
+        for key in ("features", "feature_lengths", "labels", "label_lengths"):
+            np.testing.assert_array_equal(last[key].numpy()[3:6], last[key].numpy()[:3])
     assert batches_per_epoch(examples, boundaries, 7) == (2, True)
+    evaluation = make_dataset(examples, config, extractor, training=False)
+    assert [len(b["index"]) for b in evaluation] == [7, 3]
+
+
+def test_copies_that_fill_a_batch_leave_the_update_unchanged(kathleen_examples):
+    """The train step leaves the copies out of the loss: one step on a last batch of 3 as it
+    comes (filled to 7) and on the same 3 alone gives the same loss and the same weights."""
+    import keras
+    import tensorflow as tf
+
+    from speech_rnn.model import build_model
+    from speech_rnn.pipeline import make_dataset
+    from speech_rnn.trainer import CTCTrainer, WarmupAnnealSchedule, make_optimizer
+
+    examples, extractor = kathleen_examples
+    config = Config().with_overrides(
+        ["train.batch_size=7", "train.bucket_width_s=4", "train.max_batch_seconds=0"]
+        + ["model.lstm_layers=1", "model.lstm_units=8", "model.dropout=0"]
+        + ["model.input_dropout=0", "specaugment.enabled=false"]
+    )
+    filled = list(make_dataset(examples, config, extractor, training=True))[-1]
+    assert filled["index"].numpy().tolist().count(-1) == 4
+    alone = {k: v[:3] for k, v in filled.items()}
+
+    def one_step(batch):
+        keras.utils.set_random_seed(0)
+        model = build_model(config.model, batch["features"].shape[-1], 29)
+        trainer = CTCTrainer(model, blank_id=28, batch_size=7)
+        schedule = WarmupAnnealSchedule(1e-2, 0)
+        trainer.compile(optimizer=make_optimizer(schedule, 5.0, False), jit_compile=False)
+        trainer(batch)
+        trainer.optimizer.build(trainer.trainable_variables)
+        loss = float(tf.function(trainer.train_step)(batch)["loss"])
+        return loss, [w.numpy() for w in model.weights]
+
+    (loss_filled, weights_filled), (loss_alone, weights_alone) = map(one_step, (filled, alone))
+    assert np.isfinite(loss_filled) and loss_filled == pytest.approx(loss_alone, rel=1e-5)
+    for a, b in zip(weights_filled, weights_alone, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    # and the step did change the weights: the comparison is not of two untouched models
+    keras.utils.set_random_seed(0)
+    untouched = build_model(config.model, filled["features"].shape[-1], 29).weights
+    assert any(not np.allclose(a, b.numpy()) for a, b in zip(weights_alone, untouched))
 
 
 # -- frequency warp (vocal tract length perturbation) -------------------------------------
@@ -389,7 +425,8 @@ def test_freq_warp_changes_training_features_only_and_is_seeded(kathleen_example
         for b in ds:
             for i, f, n in zip(b["index"].numpy(), b["features"].numpy(),
                                b["feature_lengths"].numpy(), strict=True):  # fmt: skip
-                out[int(i)] = f[:n]
+                if i >= 0:  # -1: a copy that fills a bucket's last batch
+                    out[int(i)] = f[:n]
         return out
 
     plain, warped = features([], True), features(["augment.freq_warp=0.1"], True)
@@ -424,6 +461,7 @@ def test_a_faster_copy_that_ctc_could_not_fit_keeps_its_own_speed(kathleen_examp
             int(i): int(n)
             for b in ds
             for i, n in zip(b["index"].numpy(), b["feature_lengths"].numpy(), strict=True)
+            if i >= 0  # -1: a copy that fills a bucket's last batch
         }
 
     plain, doubled = lengths([]), lengths(["augment.speed_perturb=2.0"])
