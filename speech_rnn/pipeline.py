@@ -3,13 +3,14 @@
 examples -> decode (soundfile/soxr in a py function, parallel) -> log-mel -> cache ->
 [shuffle, seeded per epoch] -> [SpecAugment] -> MFCC -> normalize -> stack windows ->
 bucket by length (padded to fixed bucket boundaries, labels to one fixed length, so XLA
-compiles a handful of shapes, not one per batch) -> [in training, when bucket sizes change
-from epoch to epoch: a bucket's last, partial batch split into power-of-two parts] ->
+compiles a handful of shapes, not one per batch) -> [in training: a bucket's last, partial
+batch filled to the bucket's size with copies of its rows, so one shape per bucket] ->
 prefetch.
 
 Every batch is a dict: ``features`` [B, T, D], ``feature_lengths`` [B] (true, unpadded
 window counts), ``labels`` [B, L] (padded with -1), ``label_lengths`` [B], ``index`` [B]
-(position in the example list, for logs and decoding) and ``audio_seconds`` [B].
+(position in the example list, for logs and decoding; -1 for a copy that fills a batch) and
+``audio_seconds`` [B] (0 for a copy).
 """
 
 from __future__ import annotations
