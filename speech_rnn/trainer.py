@@ -269,8 +269,9 @@ class CTCTrainer(BuiltBeforeFit, keras.Model):
             per_utterance = tf.where(real, per_utterance, tf.zeros_like(per_utterance))
             local_sum = tf.reduce_sum(per_utterance)
             count = tf.reduce_sum(tf.cast(real, tf.float32))
-            # Each replica holds part of the global batch (a short last batch may leave one
-            # empty); the division by the global count comes after the all-reduce.
+            # Each replica holds part of the global batch (only copies, or nothing from a
+            # short feature-store partition, counts 0); the division by the global count
+            # comes after the all-reduce.
             scaled = self.optimizer.scale_loss(local_sum / self.batch_size)
         grads = tape.gradient(scaled, variables)
         # A non-finite gradient stays non-finite through the sum; the loss needs the flag.
