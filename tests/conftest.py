@@ -13,6 +13,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # TensorFlow's kernels, and in the children they start, instead of one per core each, which
 # oversubscribes the machine. Tests that set threads themselves (--threads) still do.
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+# Inference as a TensorFlow graph, here and in the children: XLA (the default on CPUs)
+# compiles each new padded length once, 1-4 s on these machines, which the suite's many
+# short decodes of many lengths never win back (a third of the CPU time of the transcription
+# tests). XLA's own results are tested against the graph in test_model.py and
+# test_transcribe.py, which turn it back on.
+os.environ.setdefault("SPEECH_RNN_INFERENCE_XLA", "0")
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE_SPEECH = REPO / "tests" / "fixtures" / "speech"

@@ -135,6 +135,31 @@ def decoded(recognizer, test_digits):
     return [recognizer.transcribe(u.audio, sample_rate=8000) for u in test_digits]
 
 
+def test_default_cpu_inference_is_compiled_and_decodes_alike(recognizer, test_digits, monkeypatch):
+    """The suite decodes through the TensorFlow graph (SPEECH_RNN_INFERENCE_XLA=0, set in
+    conftest.py: compiling each new padded length cost it a third of its CPU time). A user's
+    CPU gets XLA unless told otherwise: a recognizer loaded without the variable compiles,
+    and gives the graph's logits and the same words at the same times."""
+    import tensorflow as tf
+
+    from speech_rnn.inference import use_xla_for_inference
+
+    monkeypatch.delenv("SPEECH_RNN_INFERENCE_XLA", raising=False)
+    assert use_xla_for_inference() == (not tf.config.list_logical_devices("GPU"))
+    compiled = load_model(FIXTURE_MODEL)
+    monkeypatch.setenv("SPEECH_RNN_INFERENCE_XLA", "0")
+    assert not use_xla_for_inference()
+    for utt in test_digits[:3]:
+        waveform = recognizer.load_waveform(utt.audio, sample_rate=8000)
+        np.testing.assert_allclose(
+            compiled.logits(waveform), recognizer.logits(waveform), atol=1e-4
+        )
+        got = compiled.transcribe(utt.audio, sample_rate=8000)
+        want = recognizer.transcribe(utt.audio, sample_rate=8000)
+        assert got.text == want.text and got.text
+        assert [(w.start, w.end) for w in got.words] == [(w.start, w.end) for w in want.words]
+
+
 def test_word_boundaries_are_within_100_ms(decoded, test_digits):
     errors = []
     for result, utt in zip(decoded, test_digits):
