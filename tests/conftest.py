@@ -4,6 +4,7 @@ tests/fixtures/speech), and small runs trained once."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,35 @@ def run_cli(*args, timeout=300, **kwargs):
         cwd=REPO,
         **kwargs,
     )
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """What :func:`cli` returns: the fields of ``subprocess.CompletedProcess`` tests read."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(*args) -> CliResult:
+    """Run ``speech-rnn ARGS`` in this process, through ``main()`` as the console script
+    does, with stdout and stderr captured (argparse's own exit becomes its status). For tests
+    where a separate process is not the point: each one costs 6-12 s of CPU to import
+    TensorFlow on these machines. Start-up, crashes, signals and the script itself are
+    tested through :func:`run_cli`."""
+    import contextlib
+    import io
+
+    from speech_rnn.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as e:  # argparse: --help, a bad flag
+            code = e.code if isinstance(e.code, int) else 1
+    return CliResult(code, out.getvalue(), err.getvalue())
 
 
 def pytest_report_header(config):

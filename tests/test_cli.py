@@ -1,5 +1,8 @@
-"""End to end through the installed console script, in subprocesses, as a user runs it:
-prepare -> train (tiny) -> resume -> evaluate -> transcribe (files, a folder, a bad file)."""
+"""End to end through the command line: prepare -> train (tiny) -> resume -> evaluate ->
+transcribe (files, a folder, a bad file). The console script itself (start-up, one-line
+errors, crashes, the scripts/ wrappers) runs in subprocesses; the commands that train and
+decode run in this process through ``main()`` (conftest.cli), which spares a TensorFlow
+import per command."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, short_kathleen_clips
+from conftest import REPO, cli, short_kathleen_clips
 from conftest import run_cli as speech_rnn
 
 TINY = [
@@ -40,7 +43,7 @@ def corpus(tmp_path_factory):
     return root
 
 
-def test_console_script_end_to_end(corpus):
+def test_command_line_end_to_end(corpus):
     root = corpus
     prepared = speech_rnn(
         "prepare", root / "corpus", "--out", root / "manifests", "--split", "train=1"
@@ -49,7 +52,7 @@ def test_console_script_end_to_end(corpus):
     manifest = root / "manifests" / "train.jsonl"
     assert len(manifest.read_text().splitlines()) == 6
 
-    trained = speech_rnn(
+    trained = cli(
         "train",
         "--train",
         manifest,
@@ -65,7 +68,7 @@ def test_console_script_end_to_end(corpus):
     assert "tensorboard --logdir" in trained.stdout and "127.0.0.1" in trained.stdout
     first = json.loads((root / "runs" / "tiny" / "metrics.json").read_text())
 
-    resumed = speech_rnn(
+    resumed = cli(
         "train",
         "--train",
         manifest,
@@ -82,7 +85,7 @@ def test_console_script_end_to_end(corpus):
     second = json.loads((root / "runs" / "tiny" / "metrics.json").read_text())
     assert second["epochs_completed"] == 3 and second["steps"] > first["steps"]
 
-    evaluated = speech_rnn(
+    evaluated = cli(
         "evaluate",
         "--model",
         root / "runs" / "tiny",
@@ -97,7 +100,7 @@ def test_console_script_end_to_end(corpus):
     assert report["utterances"] == 6 and 0.0 <= report["cer"]
     assert {"best", "median", "worst"} <= set(report)
 
-    beam = speech_rnn(
+    beam = cli(
         "evaluate",
         "--model",
         root / "runs" / "tiny",
@@ -114,11 +117,9 @@ def test_console_script_end_to_end(corpus):
     (root / "lm.txt").write_text(
         "\n".join(json.loads(line)["text"] for line in manifest.read_text().splitlines())
     )
-    built = speech_rnn(
-        "lm", "build", "--text", root / "lm.txt", "--order", 2, "--out", root / "lm.arpa"
-    )
+    built = cli("lm", "build", "--text", root / "lm.txt", "--order", 2, "--out", root / "lm.arpa")
     assert built.returncode == 0, built.stderr[-3000:]
-    with_lm = speech_rnn(
+    with_lm = cli(
         "evaluate",
         "--model",
         root / "runs" / "tiny",
@@ -138,7 +139,7 @@ def test_console_script_end_to_end(corpus):
 
     (root / "bad.wav").write_text("this is not audio")
     one = next((root / "corpus").glob("*.flac"))
-    transcribed = speech_rnn(
+    transcribed = cli(
         "transcribe", "--model", root / "runs" / "tiny", one, root / "bad.wav", root / "corpus"
     )
     assert transcribed.returncode == 1
@@ -270,7 +271,7 @@ def test_scripts_are_thin_wrappers(tmp_path):
 
 @pytest.fixture(scope="module")
 def budget_run(tmp_path_factory):
-    """One console-script training run for two flags: two manifests of two clips each mixed
+    """One training run from the command line for two flags: two manifests of two clips each mixed
     3:1 (``--train-weights``), stopped by a budget of a few milliseconds (``--minutes``)."""
     from speech_rnn.manifest import write_manifest
 
@@ -279,7 +280,7 @@ def budget_run(tmp_path_factory):
     manifests = [root / "a.jsonl", root / "b.jsonl"]
     write_manifest(clips[:2], manifests[0])
     write_manifest(clips[2:], manifests[1])
-    trained = speech_rnn(
+    trained = cli(
         "train", "--train", *manifests, "--train-weights", 3, 1, "--dev", manifests[0],
         "--out", root / "run", "--epochs", 50, "--minutes", 0.0001, *TINY,
     )  # fmt: skip
@@ -289,7 +290,7 @@ def budget_run(tmp_path_factory):
 
 def test_minutes_flag_is_the_time_budget(budget_run):
     """``train --minutes M`` sets ``train.max_minutes``: with a budget of a few milliseconds
-    the console script stops after the first batch, says why, and records it."""
+    the command stops after the first batch, says why, and records it."""
     trained, _, run = budget_run
     assert "time budget of 0.0001 min reached" in trained.stdout
     assert json.loads((run / "config.json").read_text())["train"]["max_minutes"] == 0.0001

@@ -1,18 +1,20 @@
-"""``speech-rnn demo`` end to end through the console script, on a tiny budget: it builds the
-synthetic corpus, trains, scores the held-out split and transcribes samples."""
+"""``speech-rnn demo`` end to end on a tiny budget: it builds the synthetic corpus, trains,
+scores the held-out split and transcribes samples. The first run goes through ``main()`` in
+this process; the second, which resumes it, through the console script, as a user runs it
+again."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
-from test_cli import speech_rnn
+from conftest import cli, run_cli
 
 pytest.importorskip("espeakng_loader")
 
 
-def demo(tmp_path):
-    return speech_rnn(
+def demo(tmp_path, run=run_cli):
+    return run(
         "demo",
         "--hours",
         0.02,
@@ -31,14 +33,13 @@ def demo(tmp_path):
         "--quiet",
         "--samples",
         2,
-        timeout=240,
     )
 
 
 @pytest.fixture(scope="module")
 def first_demo(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("demo")
-    return tmp_path, demo(tmp_path)
+    return tmp_path, demo(tmp_path, run=cli)
 
 
 def test_demo_end_to_end_on_a_tiny_budget(first_demo):

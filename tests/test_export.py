@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import cli
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -339,21 +340,21 @@ def test_greedy_labels_trim_and_collapse_spaces():
     ],
 )
 def test_bad_flag_combinations_are_one_line(tmp_path, args, message):
-    proc = export_cli("--model", FIXTURE_MODEL, "--out", tmp_path / "out", *args, timeout=120)
+    proc = cli("export", "--model", FIXTURE_MODEL, "--out", tmp_path / "out", *args)
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
 
 
 def test_missing_run_and_busy_folder_name_the_path(tmp_path):
-    missing = export_cli("--model", tmp_path / "nope", "--out", tmp_path / "out", timeout=120)
+    missing = cli("export", "--model", tmp_path / "nope", "--out", tmp_path / "out")
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert missing.stderr.strip().count("\n") == 0
     assert f"{tmp_path / 'nope'}: run folder not found" in missing.stderr
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "keep.txt").write_text("x")
-    proc = export_cli("--model", FIXTURE_MODEL, "--out", busy, timeout=120)
+    proc = cli("export", "--model", FIXTURE_MODEL, "--out", busy)
     assert proc.returncode == 2 and f"{busy}: folder is not empty" in proc.stderr
     assert (busy / "keep.txt").read_text() == "x"
 

@@ -17,7 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import REPO, free_port, run_cli, short_kathleen_clips
+from conftest import REPO, cli, free_port, short_kathleen_clips
 
 from speech_rnn.config import Config
 from speech_rnn.manifest import write_manifest
@@ -110,7 +110,7 @@ def test_incomplete_store_is_refused_with_one_line(clips, tmp_path):
     # No completion marker (the index): training refuses before any work, in one line.
     next(tmp_path.glob("index-*.json")).unlink()
     write_manifest(clips[:4], tmp_path / "clips.jsonl")
-    proc = run_cli(
+    proc = cli(
         "train", "--train", tmp_path / "clips.jsonl", "--out", tmp_path / "run", "--quiet",
         "--set", f"train.feature_store={tmp_path}",
     )  # fmt: skip
@@ -205,7 +205,7 @@ def resume_store(clips, tmp_path_factory):
     root = tmp_path_factory.mktemp("store_resume")
     manifest, store = root / "clips.jsonl", root / "store"
     write_manifest(clips + [replace(u, id=f"{u.key}~2") for u in clips[:4]], manifest)
-    built = run_cli("cache", "--train", manifest, "--store", store, "--shard-utterances", 2)
+    built = cli("cache", "--train", manifest, "--store", store, "--shard-utterances", 2)
     assert built.returncode == 0, built.stderr[-2000:]
     assert "5 shards: 5 written" in built.stdout
     run = root / "run"

@@ -9,7 +9,7 @@ import json
 import shutil
 
 import pytest
-from conftest import run_cli, short_kathleen_clips
+from conftest import cli, short_kathleen_clips
 
 from speech_rnn.errors import RunFolderError
 from speech_rnn.lm import NgramLM, manifest_sentences, sentence_overlap
@@ -96,26 +96,26 @@ def test_a_run_without_its_lm_pair_is_refused(lm_run, tmp_path):
 def test_cli_evaluate_and_transcribe_use_the_run_lm_and_no_lm(lm_run):
     run, root, settings, _ = lm_run
     manifest = root / "lm_dev.jsonl"
-    with_lm = run_cli("evaluate", "--model", run, "--manifest", manifest, "--out", root / "a.json")
+    with_lm = cli("evaluate", "--model", run, "--manifest", manifest, "--out", root / "a.json")
     assert with_lm.returncode == 0, with_lm.stderr[-2000:]
     report = json.loads((root / "a.json").read_text())
     assert report["decoding"] == "beam+lm" and report["lm"] == str(run / "lm.arpa")
     assert report["alpha"] == settings["alpha"] and report["beta"] == settings["beta"]
-    plain = run_cli(
+    plain = cli(
         "evaluate", "--model", run, "--manifest", manifest, "--no-lm", "--out", root / "b.json"
     )
     assert plain.returncode == 0, plain.stderr[-2000:]
     assert json.loads((root / "b.json").read_text())["decoding"] == "greedy"
-    clash = run_cli("transcribe", "--model", run, "--lm", run / "lm.arpa", "--no-lm", "x.wav")
+    clash = cli("transcribe", "--model", run, "--lm", run / "lm.arpa", "--no-lm", "x.wav")
     assert clash.returncode == 2 and "--lm and --no-lm" in clash.stderr
-    no_lm_alpha = run_cli("transcribe", "--model", run, "--no-lm", "--alpha", "1", "x.wav")
+    no_lm_alpha = cli("transcribe", "--model", run, "--no-lm", "--alpha", "1", "x.wav")
     assert no_lm_alpha.returncode == 2 and "alpha and beta weight" in no_lm_alpha.stderr
 
 
 def test_cli_lm_build_from_a_manifest_and_attach(lm_run, tmp_path):
     run, root, *_ = lm_run
     out = tmp_path / "m.arpa"
-    built = run_cli("lm", "build", "--manifest", root / "lm_train.jsonl", "--out", out)
+    built = cli("lm", "build", "--manifest", root / "lm_train.jsonl", "--out", out)
     assert built.returncode == 0, built.stderr[-2000:]
     assert "2 sentences" in built.stdout
     words = {w for s in manifest_sentences(root / "lm_train.jsonl") for w in s}
@@ -124,11 +124,11 @@ def test_cli_lm_build_from_a_manifest_and_attach(lm_run, tmp_path):
     shutil.copytree(run, target)
     for name in ("lm.arpa", "lm.json"):
         (target / name).unlink()
-    untuned = run_cli(
+    untuned = cli(
         "lm", "attach", "--model", target, "--train", root / "lm_train.jsonl", "--alphas", "1"
     )
     assert untuned.returncode == 2 and "give --dev too" in untuned.stderr
-    attached = run_cli(
+    attached = cli(
         "lm", "attach", "--model", target, "--train", root / "lm_train.jsonl",
         "--check", root / "check.jsonl",
     )  # fmt: skip
