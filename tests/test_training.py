@@ -201,14 +201,15 @@ def test_resuming_continues_the_step_count(overfit_run, tmp_path):
     root, _, metrics = overfit_run
     run = tmp_path / "run"
     shutil.copytree(root / "run", run)
-    config = Config.load(run / "config.json").with_overrides([f"train.epochs={EPOCHS + 3}"])
+    # one epoch more: the steps go on from the checkpoint's count, not from 0
+    config = Config.load(run / "config.json").with_overrides([f"train.epochs={EPOCHS + 1}"])
     resumed = train(root / "train.jsonl", root / "dev.jsonl", run, config, verbose=0)
     per_epoch = metrics["steps"] // metrics["epochs_completed"]
     assert per_epoch == COPIES
-    assert resumed["steps"] == metrics["steps"] + 3 * per_epoch
-    assert resumed["epochs_completed"] == EPOCHS + 3
+    assert resumed["steps"] == metrics["steps"] + per_epoch
+    assert resumed["epochs_completed"] == EPOCHS + 1
     steps = [h["step"] for h in load_history(run)]
-    assert steps[-4:] == [MAX_STEPS + k * per_epoch for k in range(4)]
+    assert steps[-3:] == [MAX_STEPS - per_epoch, MAX_STEPS, MAX_STEPS + per_epoch]
 
 
 def test_resume_refuses_a_changed_model_config(overfit_run, tmp_path):
