@@ -93,7 +93,15 @@ def assert_same_curve(run, reference):
         assert a["dev_loss"] == pytest.approx(b["dev_loss"], rel=REL_TOL)
 
 
-def test_mirrored_on_two_logical_cpus_matches_one_device(manifest, single_device_run):
+def test_mirrored_on_two_logical_cpus_with_scaled_rate_matches_one_device(
+    manifest, single_device_run
+):
+    """Two replicas of batch 2 with ``train.scale_lr`` and half the one device's rate: the
+    linear scaling rule (rate x replicas) gives that rate back, and the dev-loss curve and
+    the rate at every evaluation are the one device's."""
+    from speech_rnn.config import Config
+
+    rate = Config().train.learning_rate  # the one-device run's: the default
     run = manifest.parent / "mirrored"
     script = textwrap.dedent("""
         import sys, tensorflow as tf
@@ -102,15 +110,21 @@ def test_mirrored_on_two_logical_cpus_matches_one_device(manifest, single_device
         from speech_rnn.cli import main
         sys.exit(main(sys.argv[1:]))
     """)
+    scaled = ["train.scale_lr=true", f"train.learning_rate={rate / 2!r}"]
     command = [sys.executable, "-c", script] + cli_command(
-        manifest, run, ["train.strategy=mirrored", "train.batch_size=2"]
+        manifest, run, ["train.strategy=mirrored", "train.batch_size=2", *scaled]
     )[1:]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "mirrored strategy, 2 replica(s), batch 2 per replica = 4 global" in proc.stdout
+    assert f"learning rate {rate:g} (scaled by replicas)" in proc.stdout
     env = json.loads((run / "env.json").read_text())
     assert (env["strategy"], env["replicas"], env["global_batch"]) == ("mirrored", 2, 4)
     assert_same_curve(run, single_device_run)
+    # the rate the optimizer trained with at each evaluation: the one device's, whose peak
+    # (after the 2-step warm-up; newbob only lowers it) is the default rate
+    rates = [[h["learning_rate"] for h in history(r)] for r in (run, single_device_run)]
+    assert rates[0] == rates[1] and max(rates[0]) == pytest.approx(rate, rel=1e-6)
 
 
 def read_only_view(folder: Path) -> list:
