@@ -210,17 +210,6 @@ def test_fresh_process_never_imports_speech_rnn(client):
     assert client["speech_rnn_imported"] is False
 
 
-def test_model_json_says_when_not_scored(tmp_path):
-    from speech_rnn.deploy.export import export
-
-    if not (FIXTURE_MODEL / "best.keras").is_file():
-        pytest.skip("fixture model missing: run tests/fixtures/make_digits_model.py")
-    meta = export(FIXTURE_MODEL, tmp_path / "sm", fmt="savedmodel")
-    assert meta["evaluation"] is None and "not scored" in meta["evaluation_note"]
-    assert list(meta["artefacts"]) == ["savedmodel"]
-    assert json.loads((tmp_path / "sm" / "model.json").read_text()) == meta
-
-
 def test_tflite_logits_match_the_savedmodel(client):
     # float32: rounding only (with the converter's cell_clip=10 left in, up to 0.08).
     assert client["tflite_logits_diff"] < 1e-3

@@ -251,7 +251,8 @@ def test_best_keras_holds_the_weights_of_the_first_evaluation_with_the_lowest_we
 
 def test_export_which_last_exports_last_keras_not_best(overfit_run, tmp_path, capsys):
     """``speech-rnn export --which last``: the SavedModel holds last.keras' weights, not
-    best.keras' (this run's two differ: the test above), and gives last.keras' logits."""
+    best.keras' (this run's two differ: the test above), and gives last.keras' logits;
+    model.json, with no evaluation manifest given, says the export was not scored."""
     import hashlib
 
     import tensorflow as tf
@@ -263,7 +264,11 @@ def test_export_which_last_exports_last_keras_not_best(overfit_run, tmp_path, ca
     out = tmp_path / "export"
     args = ["export", "--model", root / "run", "--out", out, "--format", "savedmodel"]
     assert main([str(a) for a in args + ["--which", "last"]]) == 0, capsys.readouterr().err
-    assert json.loads((out / "model.json").read_text())["source_model"] == "last.keras"
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["source_model"] == "last.keras"
+    # exported without --eval-manifest: model.json says it was not scored
+    assert meta["evaluation"] is None and "not scored" in meta["evaluation_note"]
+    assert list(meta["artefacts"]) == ["savedmodel"]
 
     def digests(arrays):
         return sorted(hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest() for a in arrays)
