@@ -1,8 +1,8 @@
-"""End to end through the command line: prepare -> train (tiny) -> resume -> evaluate ->
-transcribe (files, a folder, a bad file). The console script itself (start-up, one-line
-errors, crashes, the scripts/ wrappers) runs in subprocesses; the commands that train and
-decode run in this process through ``main()`` (conftest.cli), which spares a TensorFlow
-import per command."""
+"""End to end through the command line: prepare -> train (tiny) -> evaluate (greedy,
+beam, with an LM) -> transcribe (files, a folder, a bad file). The console script itself
+(start-up, one-line errors, crashes, the scripts/ wrappers) runs in subprocesses; the
+commands that train and decode run in this process through ``main()`` (conftest.cli),
+which spares a TensorFlow import per command."""
 
 from __future__ import annotations
 
@@ -66,24 +66,9 @@ def test_command_line_end_to_end(corpus):
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert "tensorboard --logdir" in trained.stdout and "127.0.0.1" in trained.stdout
-    first = json.loads((root / "runs" / "tiny" / "metrics.json").read_text())
-
-    resumed = cli(
-        "train",
-        "--train",
-        manifest,
-        "--dev",
-        manifest,
-        "--out",
-        root / "runs" / "tiny",
-        "--epochs",
-        3,
-        *TINY,
-    )
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resuming run" in resumed.stdout
-    second = json.loads((root / "runs" / "tiny" / "metrics.json").read_text())
-    assert second["epochs_completed"] == 3 and second["steps"] > first["steps"]
+    # (a resumed run: test_demo.py through the console script, test_training.py in depth)
+    metrics = json.loads((root / "runs" / "tiny" / "metrics.json").read_text())
+    assert metrics["epochs_completed"] == 2 and metrics["steps"] > 0
 
     evaluated = cli(
         "evaluate",
