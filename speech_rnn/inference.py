@@ -27,9 +27,9 @@ XLA_MAX_BATCH = 8
 def use_xla_for_inference() -> bool:
     """XLA on CPUs: the masked BiLSTM's time loop runs 1.2-1.9x faster compiled than as a
     TensorFlow graph for batches up to 8. Not on GPUs, where the graph gets cuDNN, nor with
-    ``SPEECH_RNN_INFERENCE_XLA=0`` (each new padded length compiles, 1-4 s on a 2-core
-    machine: a program that decodes a few short files of many lengths, such as the test
-    suite, spends more time compiling than running)."""
+    ``SPEECH_RNN_INFERENCE_XLA=0`` (each new padded length compiles once, about a second on
+    a fast 2-core machine: a program that decodes a few short files of many lengths, such
+    as the test suite, spends more time compiling than running)."""
     import os
 
     import tensorflow as tf

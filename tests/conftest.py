@@ -15,9 +15,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # oversubscribes the machine. Tests that set threads themselves (--threads) still do.
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 # Inference as a TensorFlow graph, here and in the children: XLA (the default on CPUs)
-# compiles each new padded length once, 1-4 s on these machines, which the suite's many
-# short decodes of many lengths never win back (a third of the CPU time of the transcription
-# tests). XLA's own results are tested against the graph in test_model.py and
+# compiles each new padded length once, which the suite's many short decodes of many
+# lengths never win back (a third of the CPU time of the transcription tests,
+# docs/testing.md). XLA's own results are tested against the graph in test_model.py and
 # test_transcribe.py, which turn it back on.
 os.environ.setdefault("SPEECH_RNN_INFERENCE_XLA", "0")
 
@@ -69,7 +69,7 @@ def cli(*args) -> CliResult:
     """Run ``speech-rnn ARGS`` in this process, through ``main()`` as the console script
     does, with stdout and stderr captured (argparse's own exit becomes its status). For tests
     where a separate process is not the point: each one costs 6-12 s of CPU to import
-    TensorFlow on these machines. Start-up, crashes, signals and the script itself are
+    TensorFlow on these machines (docs/testing.md). Start-up, crashes, signals and the script itself are
     tested through :func:`run_cli`."""
     import contextlib
     import io

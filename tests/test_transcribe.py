@@ -149,15 +149,14 @@ def test_default_cpu_inference_is_compiled_and_decodes_alike(recognizer, test_di
     compiled = load_model(FIXTURE_MODEL)
     monkeypatch.setenv("SPEECH_RNN_INFERENCE_XLA", "0")
     assert not use_xla_for_inference()
-    for utt in test_digits[:3]:
-        waveform = recognizer.load_waveform(utt.audio, sample_rate=8000)
-        np.testing.assert_allclose(
-            compiled.logits(waveform), recognizer.logits(waveform), atol=1e-4
-        )
-        got = compiled.transcribe(utt.audio, sample_rate=8000)
-        want = recognizer.transcribe(utt.audio, sample_rate=8000)
-        assert got.text == want.text and got.text
-        assert [(w.start, w.end) for w in got.words] == [(w.start, w.end) for w in want.words]
+    # one clip: each new length is a compilation (several seconds on a slow machine)
+    utt = test_digits[0]
+    waveform = recognizer.load_waveform(utt.audio, sample_rate=8000)
+    np.testing.assert_allclose(compiled.logits(waveform), recognizer.logits(waveform), atol=1e-4)
+    got = compiled.transcribe(utt.audio, sample_rate=8000)
+    want = recognizer.transcribe(utt.audio, sample_rate=8000)
+    assert got.text == want.text and len(got.words) >= 2
+    assert [(w.start, w.end) for w in got.words] == [(w.start, w.end) for w in want.words]
 
 
 def test_word_boundaries_are_within_100_ms(decoded, test_digits):
