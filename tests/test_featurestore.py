@@ -257,15 +257,15 @@ def test_two_workers_each_read_their_shards_once_and_train_as_one_worker(resume_
     # The two-worker run is the module's uninterrupted one (resume_store, shared with the
     # kill test below): per step one utterance from each of the two partitions.
     manifest, store, run, outs = resume_store
-    # The reference: one worker reading both partitions (global batch 2 = 1 + 1).
+    # The reference: one worker reading both partitions (global batch 2 = 1 + 1), trained
+    # in this process.
     single = tmp_path / "single"
-    proc = subprocess.run(
-        train_command(manifest, single, store, RESUME + ["train.batch_size=2",
-                                                         "train.input_partitions=2"]),
-        capture_output=True, text=True, timeout=600, cwd=REPO,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert records_read(proc.stdout) == 2 * 10  # two epochs, every utterance once
+    command = train_command(
+        manifest, single, store, RESUME + ["train.batch_size=2", "train.input_partitions=2"]
+    )
+    result = cli(*command[1:])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert records_read(result.stdout) == 2 * 10  # two epochs, every utterance once
     # Partition 0 holds shards 0, 2 and 4 (6 utterances), partition 1 shards 1 and 3 (4):
     # each worker reads its own, every utterance is read exactly once per epoch across them.
     reads = [records_read(out) for out in outs]
