@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, TINY_TRAIN, short_kathleen_clips
+from conftest import REPO, TINY_TRAIN, cli, short_kathleen_clips
 
 from speech_rnn.config import Config
 from speech_rnn.manifest import write_manifest
@@ -90,11 +90,11 @@ def clips_manifest(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference_run(clips_manifest):
+    """The uninterrupted run, in this process: the killed and resumed console-script runs
+    must end bit-identical to it."""
     run = clips_manifest.parent / "reference"
-    proc = subprocess.run(
-        train_command(clips_manifest, run), capture_output=True, text=True, timeout=600, cwd=REPO
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = cli(*train_command(clips_manifest, run)[1:])
+    assert result.returncode == 0, result.stderr[-3000:]
     return run
 
 
