@@ -67,10 +67,10 @@ class CliResult:
 
 def cli(*args) -> CliResult:
     """Run ``speech-rnn ARGS`` in this process, through ``main()`` as the console script
-    does, with stdout and stderr captured (argparse's own exit becomes its status). For tests
-    where a separate process is not the point: each one costs 6-12 s of CPU to import
-    TensorFlow on these machines (docs/testing.md). Start-up, crashes, signals and the script itself are
-    tested through :func:`run_cli`."""
+    does, with stdout and stderr captured (argparse's own exit becomes its status). For
+    tests where a separate process is not the point: each one costs 6-12 s of CPU to import
+    TensorFlow on these machines (docs/testing.md). Start-up, crashes, signals and the
+    script itself are tested through :func:`run_cli`."""
     import contextlib
     import io
 

@@ -258,8 +258,9 @@ def test_scripts_are_thin_wrappers(tmp_path):
 
 @pytest.fixture(scope="module")
 def budget_run(tmp_path_factory):
-    """One training run from the command line for two flags: two manifests of two clips each mixed
-    3:1 (``--train-weights``), stopped by a budget of a few milliseconds (``--minutes``)."""
+    """One training run from the command line for two flags: two manifests of two clips
+    each mixed 3:1 (``--train-weights``), stopped by a budget of a few milliseconds
+    (``--minutes``)."""
     from speech_rnn.manifest import write_manifest
 
     root = tmp_path_factory.mktemp("budget")

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from conftest import cli
 
 from speech_rnn import SpeechRecognizer, Transcription, load_model
-from speech_rnn.cli import main
 from speech_rnn.decoding import DecodingOptions, beam_decode, greedy_decode, prefix_beam_search
 from speech_rnn.errors import AudioError, ConfigError
 from speech_rnn.text import Vocabulary
@@ -268,16 +268,15 @@ def audio_tree(tmp_path_factory, test_digits, recognizer):
     return root
 
 
-def run_cli(capsys, *args):
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
+def run_cli(*args):
+    """``speech-rnn ARGS`` in this process (conftest.cli): (status, stdout, stderr)."""
+    result = cli(*args)
+    return result.returncode, result.stdout, result.stderr
 
 
 def test_cli_writes_every_format_per_input(audio_tree, capsys):
     out_dir = audio_tree / "out"
     code, stdout, stderr = run_cli(
-        capsys,
         "transcribe",
         "--model",
         FIXTURE_MODEL,
@@ -301,11 +300,10 @@ def test_cli_writes_every_format_per_input(audio_tree, capsys):
 
 def test_cli_glob_and_stdout_order(audio_tree, capsys):
     files = [audio_tree / "in" / "b" / "clip3.wav", audio_tree / "in" / "a" / "clip1.wav"]
-    code, stdout, _ = run_cli(capsys, "transcribe", "--model", FIXTURE_MODEL, *files)
+    code, stdout, _ = run_cli("transcribe", "--model", FIXTURE_MODEL, *files)
     assert code == 0
     assert [line.split("\t")[0] for line in stdout.splitlines()] == [str(f) for f in files]
     code, stdout, _ = run_cli(
-        capsys,
         "transcribe",
         "--model",
         FIXTURE_MODEL,
@@ -318,7 +316,7 @@ def test_cli_glob_and_stdout_order(audio_tree, capsys):
     assert code == 0
     rows = [json.loads(line) for line in stdout.splitlines()]
     assert [Path(r["file"]).name for r in rows] == ["clip0.wav", "clip0.wav"]
-    code, stdout, _ = run_cli(capsys, "transcribe", "--model", FIXTURE_MODEL, files[0], "-f", "srt")
+    code, stdout, _ = run_cli("transcribe", "--model", FIXTURE_MODEL, files[0], "-f", "srt")
     assert code == 0 and stdout.startswith("1\n00:00:0")
 
 
@@ -327,7 +325,6 @@ def test_cli_reports_each_failed_file_and_goes_on(audio_tree, capsys, tmp_path):
     (tmp_path / "empty").mkdir()
     good = audio_tree / "in" / "a" / "clip0.wav"
     code, stdout, stderr = run_cli(
-        capsys,
         "transcribe",
         "--model",
         FIXTURE_MODEL,
@@ -364,7 +361,7 @@ def test_cli_reports_each_failed_file_and_goes_on(audio_tree, capsys, tmp_path):
 def test_cli_rejects_flag_combinations(audio_tree, capsys, args, message):
     first = audio_tree / "in" / "a" / "clip0.wav"
     args = [str(first) if a == "SECOND" else a for a in args]
-    code, _, stderr = run_cli(capsys, "transcribe", "--model", FIXTURE_MODEL, first, *args)
+    code, _, stderr = run_cli("transcribe", "--model", FIXTURE_MODEL, first, *args)
     # (a second INPUT goes before the flags: argparse takes positionals in one run)
     assert code == 2
     assert stderr.strip().startswith("speech-rnn transcribe: error: ") and message in stderr
@@ -395,7 +392,7 @@ def test_cli_reads_a_wav_stream_on_stdin(audio_tree, recognizer, capsys, monkeyp
     assert data["file"] == "-" and data["text"] == recognizer.transcribe(path).text
     # a stream that is not audio: the same command in this process, stdin replaced
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"RIFF nonsense")))
-    code, _, stderr = run_cli(capsys, *command[3:])
+    code, _, stderr = run_cli(*command[3:])
     assert code == 1
     assert "error: -: stdin is not a readable audio stream" in stderr
 
@@ -409,7 +406,7 @@ def test_cli_lm_build_and_tune(recognizer, test_digits, tmp_path, capsys):
         "\n".join(" ".join(str(d) for d in rng.integers(0, 10, 5)) for _ in range(200)) + "\n"
     )
     code, stdout, stderr = run_cli(
-        capsys, "lm", "build", "--text", text, "--order", "2", "--out", tmp_path / "lm.arpa"
+        "lm", "build", "--text", text, "--order", "2", "--out", tmp_path / "lm.arpa"
     )
     assert code == 0, stderr
     assert "order 2, 200 sentences, 1000 words" in stdout
@@ -419,7 +416,6 @@ def test_cli_lm_build_and_tune(recognizer, test_digits, tmp_path, capsys):
         utts.append(Utterance(str(tmp_path / f"d{i}.wav"), len(utt.audio) / 8000, utt.text))
     write_manifest(utts, tmp_path / "dev.jsonl")
     code, stdout, stderr = run_cli(
-        capsys,
         "lm",
         "tune",
         "--model",
@@ -443,7 +439,6 @@ def test_cli_lm_build_and_tune(recognizer, test_digits, tmp_path, capsys):
     assert result["wer"] == min(row[2] for row in result["grid"])
     assert "best: --alpha" in stdout
     code, _, stderr = run_cli(
-        capsys,
         "lm",
         "tune",
         "--model",
@@ -494,13 +489,13 @@ def test_cli_exits_2_for_an_unusable_model_or_language_model(capsys, tmp_path, t
     shutil.copytree(FIXTURE_MODEL, broken)
     for name in ("best.keras", "last.keras"):
         (broken / name).write_bytes(b"PK\x03\x04 not a model")
-    code, out, err = run_cli(capsys, "transcribe", "--model", broken, clip)
+    code, out, err = run_cli("transcribe", "--model", broken, clip)
     assert code == 2 and out == "", err
     [line] = err.strip().splitlines()
     assert line.startswith("speech-rnn transcribe: error: ") and str(broken) in line
     lm = tmp_path / "lm.arpa"
     lm.write_text("this is not an ARPA file\n")
-    code, out, err = run_cli(capsys, "transcribe", "--model", FIXTURE_MODEL, clip, "--lm", lm)
+    code, out, err = run_cli("transcribe", "--model", FIXTURE_MODEL, clip, "--lm", lm)
     assert code == 2 and out == "", err
     [line] = err.strip().splitlines()
     assert line.startswith("speech-rnn transcribe: error: ") and str(lm) in line
