@@ -348,7 +348,10 @@ class TrainingHooks(keras.callbacks.Callback):
         self._epoch_complete = False
         self._hparams_written = False
         self._budget_stop = False  # stopped mid-epoch by the time budget or max_steps
-        self._last_eval_step = -1
+        # a resumed run may start where the last one evaluated (a stop on an epoch's last
+        # batch): those weights are not evaluated twice
+        history = load_history(run)
+        self._last_eval_step = history[-1]["step"] if history else -1
         self._first_step = (
             None  # (step, time, planned total) at the first paced step: see _pace_total_steps
         )
@@ -391,7 +394,7 @@ class TrainingHooks(keras.callbacks.Callback):
         if self._epoch_complete and not self.state.stop_reason:
             self.state.epoch += 1
             self.state.batch_in_epoch = 0
-            if self.dev_examples:
+            if self.dev_examples and self.step != self._last_eval_step:
                 self.evaluate()
             save_keras_atomic(self.trainer.acoustic_model, self.run.last_model)
         elif self._budget_stop and self.dev_examples and self.step != self._last_eval_step:

@@ -107,7 +107,8 @@ def test_running_the_demo_again_resumes_the_run(first_demo):
     second = json.loads((run / "metrics.json").read_text())
     assert second["steps"] > first["steps"]
     steps = [h["step"] for h in load_history(run)]
-    assert all(s > first["steps"] for s in steps[first_evals:]) and steps == sorted(steps)
+    resumed = steps[first_evals:]
+    assert all(s > first["steps"] for s in resumed) and steps == sorted(steps), steps
     # the corpus is reused: no audio file written again, the same manifests
     assert {p: p.stat().st_mtime_ns for p in audio} == audio
     assert {p: p.read_bytes() for p in manifests} == manifests

@@ -183,6 +183,26 @@ def test_a_budget_that_ends_mid_epoch_is_evaluated_with_eval_at_stop(tmp_path):
         assert (run / "best.keras").is_file()
 
 
+def test_a_budget_that_ends_on_an_epochs_last_batch_is_not_evaluated_again_on_resume(tmp_path):
+    """One clip: every epoch is one step, so the budget's stop at step 1 is also the end of
+    epoch 1. Resumed, that epoch is closed without evaluating the same weights a second time
+    (a duplicate step in ``history.jsonl``, and one more evaluation counted against the
+    annealing and early-stopping patience); the epoch count goes on."""
+    from speech_rnn.manifest import write_manifest
+    from speech_rnn.runfolder import load_history
+    from speech_rnn.train import train
+
+    write_manifest(short_kathleen_clips(1, max_seconds=3.0), tmp_path / "one.jsonl")
+    base = TINY_TRAIN + ["train.batch_size=2", "train.epochs=5", "train.eval_at_stop=true"]
+    run, data = tmp_path / "run", (tmp_path / "one.jsonl", tmp_path / "one.jsonl")
+    first = train(*data, run, Config().with_overrides(base + ["train.max_steps=1"]), 0)
+    assert first["steps"] == 1 and [r["step"] for r in load_history(run)] == [1]
+    again = train(*data, run, Config().with_overrides(base + ["train.max_steps=3"]), 0)
+    assert again["steps"] == 3
+    history = load_history(run)
+    assert [(r["step"], r["epoch"]) for r in history] == [(1, 0), (2, 2), (3, 2)]
+
+
 # -- leave one speaker out ------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def small_fsdd(fsdd_dir, tmp_path_factory):
