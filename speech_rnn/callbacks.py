@@ -309,6 +309,7 @@ class TrainingHooks(keras.callbacks.Callback):
         train_examples,
         strategy=None,
         data_info=None,
+        last_eval_step=-1,
     ):
         super().__init__()
         import tensorflow as tf
@@ -348,10 +349,9 @@ class TrainingHooks(keras.callbacks.Callback):
         self._epoch_complete = False
         self._hparams_written = False
         self._budget_stop = False  # stopped mid-epoch by the time budget or max_steps
-        # a resumed run may start where the last one evaluated (a stop on an epoch's last
-        # batch): those weights are not evaluated twice
-        history = load_history(run)
-        self._last_eval_step = history[-1]["step"] if history else -1
+        # A resumed run may start where the last one evaluated (a stop on an epoch's last
+        # batch): those weights are not evaluated twice.
+        self._last_eval_step = last_eval_step
         self._first_step = (
             None  # (step, time, planned total) at the first paced step: see _pace_total_steps
         )

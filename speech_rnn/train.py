@@ -558,6 +558,7 @@ def _fit(
         train_examples=data.train_examples,
         strategy=strategy,
         data_info=_data_info(data, train_weights),
+        last_eval_step=_evaluated_at_restore(run, int(parts.optimizer.iterations.numpy())),
     )
     hooks.skipped_files = skipped
     batch_sizes = bucket_batch_sizes(data.boundaries, config, global_batch, replicas)
@@ -636,6 +637,14 @@ def _data_info(data: TrainingData, train_weights) -> dict:
         "dev_utterances": len(data.dev_examples),
         "dev_hours": round(sum(e.utterance.duration for e in data.dev_examples) / 3600, 4),
     }
+
+
+def _evaluated_at_restore(run: RunFolder, step: int) -> int:
+    """``step`` if the run's last evaluation scored the restored weights (a budget that
+    stopped on an epoch's last batch), so that they are not scored again; else -1. Read
+    from the chief's run folder, so that every worker skips the same evaluation."""
+    history = _load_history(run)
+    return step if step > 0 and history and history[-1]["step"] == step else -1
 
 
 def _restore_latest(checkpoint, manager):
