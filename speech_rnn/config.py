@@ -60,6 +60,10 @@ class AugmentConfig:
     # factor drawn per utterance and epoch from [1 - w, 1 + w] (formants move as they do
     # between speakers); 0: off
     freq_warp: float = 0.0
+    # additive noise, mel-flat, at a signal-to-noise ratio drawn per training utterance and
+    # epoch from [low, high] dB, added to the cached mel power (so no noise recordings are
+    # needed); empty: off
+    noise_snr_db: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -333,5 +337,15 @@ def _validate(obj, where: str) -> None:
         )
     if isinstance(obj, AugmentConfig) and not 0.0 <= obj.freq_warp <= 0.3:
         raise ConfigError(f"{where}.freq_warp: must be in [0, 0.3], got {obj.freq_warp}")
+    if isinstance(obj, AugmentConfig) and obj.noise_snr_db:
+        _validate_snr_range(obj.noise_snr_db, f"{where}.noise_snr_db")
     if isinstance(obj, TextConfig) and len(set(obj.charset)) != len(obj.charset):
         raise ConfigError(f"{where}.charset: has repeated characters")
+
+
+def _validate_snr_range(snr_db, where: str) -> None:
+    low_high = len(snr_db) == 2 and snr_db[0] <= snr_db[1]
+    if not low_high or not all(-20.0 <= x <= 60.0 for x in snr_db):
+        raise ConfigError(
+            f"{where}: give two values, low <= high, in [-20, 60] dB (or none), got {snr_db}"
+        )

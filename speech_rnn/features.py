@@ -209,6 +209,21 @@ def warp_frequency(log_mel, factor):
     return _read_at(log_mel, position, axis=1)
 
 
+def add_noise(log_mel, snr_db, seed):
+    """``log_mel`` [T, M] natural-log mel power with noise added at ``snr_db`` (the mean mel
+    power of the utterance over that of the noise). The noise has the same mean power in
+    every mel bin and frame; each bin and frame draws its own power from a gamma
+    distribution of shape 4 (mean 1), the spread of a noise periodogram summed over a
+    filter's few FFT bins. ``seed``: a shape-[2] int tensor."""
+    import tensorflow as tf
+
+    power = tf.exp(log_mel)
+    level = tf.reduce_mean(power) * tf.pow(10.0, -snr_db / 10.0)
+    shape = 4.0
+    spread = tf.random.stateless_gamma(tf.shape(log_mel), seed, shape) / shape
+    return tf.math.log(power + level * spread)
+
+
 def spec_augment(log_mel, config: SpecAugmentConfig, seed):
     """Time and frequency masks on a [frames, mel] log-mel spectrogram; ``seed`` is a
     shape-[2] int tensor, so the masks are reproducible for a (run seed, epoch, example)."""

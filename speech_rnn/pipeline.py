@@ -26,6 +26,7 @@ from .errors import AudioError
 from .features import (
     FeatureExtractor,
     FeatureStats,
+    add_noise,
     change_speed,
     spec_augment,
     warp_frequency,
@@ -301,10 +302,10 @@ def windows_in_buckets(
     boundaries,
     sizes,
 ):
-    """Log-mel items -> [in training: speed perturbation, frequency warp, SpecAugment] ->
-    model input windows -> batches padded to their length bucket (``sizes``: one batch size
-    per bucket); in training, each bucket's last batch filled to its full size
-    (:func:`_fill_last_batch`). Shared by the on-the-fly pipeline and the feature store
+    """Log-mel items -> [in training: speed perturbation, frequency warp, noise,
+    SpecAugment] -> model input windows -> batches padded to their length bucket
+    (``sizes``: one batch size per bucket); in training, each bucket's last batch filled to
+    its full size (:func:`_fill_last_batch`). Shared by the on-the-fly pipeline and the feature store
     reader, so both augment and batch the same way."""
     import tensorflow as tf
 
@@ -312,6 +313,7 @@ def windows_in_buckets(
     augment = training and config.specaugment.enabled
     speeds = np.asarray(config.augment.speed_perturb, np.float32) if training else None
     warp = config.augment.freq_warp if training else 0.0
+    snr_db = config.augment.noise_snr_db if training else ()
 
     def perturb_if_it_fits(log_mel, factor, labels):
         # The pre-flight check proved CTC fits each utterance at its own speed; a faster
@@ -333,6 +335,10 @@ def windows_in_buckets(
             seed = tf.stack([tc.seed + 15485863 * epoch, item["index"] + 2])
             factor = tf.random.stateless_uniform([], seed, 1.0 - warp, 1.0 + warp)
             log_mel = warp_frequency(log_mel, factor)
+        if snr_db:
+            seed = tf.stack([tc.seed + 1299709 * epoch, item["index"] + 3])
+            snr = tf.random.stateless_uniform([], seed, snr_db[0], snr_db[1] + 1e-6)
+            log_mel = add_noise(log_mel, snr, seed[::-1])
         if augment:
             seed = tf.stack([tc.seed + 7919 * epoch, item["index"]])
             log_mel = spec_augment(log_mel, config.specaugment, seed)
