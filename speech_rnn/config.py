@@ -64,6 +64,9 @@ class AugmentConfig:
     # epoch from [low, high] dB, added to the cached mel power (so no noise recordings are
     # needed); empty: off
     noise_snr_db: tuple[float, ...] = ()
+    # the share of training utterances (drawn per epoch) that get the noise; the rest stay
+    # clean, so that clean speech (near-silent pauses above all) is not out of distribution
+    noise_fraction: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -339,6 +342,8 @@ def _validate(obj, where: str) -> None:
         raise ConfigError(f"{where}.freq_warp: must be in [0, 0.3], got {obj.freq_warp}")
     if isinstance(obj, AugmentConfig) and obj.noise_snr_db:
         _validate_snr_range(obj.noise_snr_db, f"{where}.noise_snr_db")
+    if isinstance(obj, AugmentConfig) and not 0.0 <= obj.noise_fraction <= 1.0:
+        raise ConfigError(f"{where}.noise_fraction: must be in [0, 1], got {obj.noise_fraction}")
     if isinstance(obj, TextConfig) and len(set(obj.charset)) != len(obj.charset):
         raise ConfigError(f"{where}.charset: has repeated characters")
 

@@ -337,8 +337,13 @@ def windows_in_buckets(
             log_mel = warp_frequency(log_mel, factor)
         if snr_db:
             seed = tf.stack([tc.seed + 1299709 * epoch, item["index"] + 3])
-            snr = tf.random.stateless_uniform([], seed, snr_db[0], snr_db[1] + 1e-6)
-            log_mel = add_noise(log_mel, snr, seed[::-1])
+            coin, where = tf.unstack(tf.random.stateless_uniform([2], seed))
+            snr = snr_db[0] + where * (snr_db[1] - snr_db[0])
+            log_mel = tf.cond(
+                coin < config.augment.noise_fraction,
+                lambda: add_noise(log_mel, snr, seed[::-1]),
+                lambda: log_mel,
+            )
         if augment:
             seed = tf.stack([tc.seed + 7919 * epoch, item["index"]])
             log_mel = spec_augment(log_mel, config.specaugment, seed)

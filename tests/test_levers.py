@@ -1,6 +1,7 @@
 """The accuracy levers of issue 11, each off by default: what each one does (not whether it
 helps, which needs long runs). Model: ``layer_norm``, ``blank_bias_init``; training:
-``lr_schedule``, ``sortagrad``, ``eval_at_stop``; data: leave one fsdd speaker out."""
+``lr_schedule``, ``sortagrad``, ``eval_at_stop``; data: leave one fsdd speaker out;
+features: speed perturbation, frequency warp, noise."""
 
 from __future__ import annotations
 
@@ -431,7 +432,38 @@ def test_warp_frequency_moves_a_formant_by_the_factor():
     assert warp_frequency(ramp, 0.8).numpy()[0, -1] == 39.0
 
 
-def test_freq_warp_changes_training_features_only_and_is_seeded(kathleen_examples):
+def test_add_noise_adds_mel_flat_noise_at_the_snr_and_is_seeded():
+    from speech_rnn.features import add_noise
+
+    rng = np.random.default_rng(0)
+    slope = np.linspace(10.0, 0.1, 40, dtype=np.float32)  # speech: most power in low bins
+    log_mel = np.log(rng.gamma(1.0, 1.0, (400, 40)).astype(np.float32) * slope)
+    power = np.exp(log_mel)
+    seed = tf.constant([3, 4])
+    for snr in (0.0, 10.0, 30.0):
+        noisy = add_noise(log_mel, tf.constant(snr), seed).numpy()
+        added = np.exp(noisy) - power
+        assert added.min() > 0  # noise only adds power
+        assert 10 * np.log10(power.mean() / added.mean()) == pytest.approx(snr, abs=0.2)
+        per_bin = added.mean(axis=0)  # the same mean power in every bin, unlike the speech
+        assert per_bin.max() / per_bin.min() < 1.3, snr
+    again = add_noise(log_mel, tf.constant(10.0), seed).numpy()
+    assert np.array_equal(again, add_noise(log_mel, tf.constant(10.0), seed).numpy())
+    other = add_noise(log_mel, tf.constant(10.0), tf.constant([3, 5])).numpy()
+    assert not np.allclose(again, other)
+
+
+@pytest.mark.parametrize(
+    "lever, out_of_range",
+    [
+        (["augment.freq_warp=0.1"], "augment.freq_warp=0.5"),
+        (["augment.noise_snr_db=10,30", "augment.noise_fraction=1"], "augment.noise_snr_db=30,10"),
+        (["augment.noise_snr_db=10,30"], "augment.noise_fraction=1.5"),
+    ],
+)
+def test_a_feature_lever_changes_training_features_only_and_is_seeded(
+    kathleen_examples, lever, out_of_range
+):
     from speech_rnn.pipeline import make_dataset
 
     examples, extractor = kathleen_examples
@@ -449,18 +481,22 @@ def test_freq_warp_changes_training_features_only_and_is_seeded(kathleen_example
                     out[int(i)] = f[:n]
         return out
 
-    plain, warped = features([], True), features(["augment.freq_warp=0.1"], True)
-    assert plain.keys() == warped.keys()
-    for i in plain:  # the same frames, other values
-        assert plain[i].shape == warped[i].shape and not np.allclose(plain[i], warped[i]), i
-    again = features(["augment.freq_warp=0.1"], True)
-    assert all(np.array_equal(warped[i], again[i]) for i in warped)  # seeded per epoch
-    other_epoch = features(["augment.freq_warp=0.1"], True, epoch=1)
-    assert any(not np.array_equal(warped[i], other_epoch[i]) for i in warped)
-    evaluated = features(["augment.freq_warp=0.1"], False)
+    plain, changed = features([], True), features(lever, True)
+    assert plain.keys() == changed.keys()
+    different = [not np.allclose(plain[i], changed[i]) for i in plain]
+    assert all(plain[i].shape == changed[i].shape for i in plain)  # the same frames ...
+    if "augment.noise_fraction=1" in lever or "augment.freq_warp=0.1" in lever:
+        assert all(different)  # ... other values
+    else:  # the default noise_fraction, 0.5: some utterances stay clean
+        assert any(different) and not all(different), different
+    again = features(lever, True)
+    assert all(np.array_equal(changed[i], again[i]) for i in changed)  # seeded per epoch
+    other_epoch = features(lever, True, epoch=1)
+    assert any(not np.array_equal(changed[i], other_epoch[i]) for i in changed)
+    evaluated = features(lever, False)
     assert all(np.array_equal(evaluated[i], v) for i, v in features([], False).items())
-    with pytest.raises(ConfigError, match="freq_warp"):
-        Config().with_overrides(["augment.freq_warp=0.5"])
+    with pytest.raises(ConfigError, match=out_of_range.split("=")[0].split(".")[1]):
+        Config().with_overrides([out_of_range])
 
 
 def test_a_faster_copy_that_ctc_could_not_fit_keeps_its_own_speed(kathleen_examples):
