@@ -36,7 +36,8 @@ DEFAULT_RUN = Path("runs/demo")
 # blank-leaning start, layer normalization between the BiLSTMs and light dropout; each
 # utterance's features normalized by their own mean and variance (better on the held-out
 # voices of dev). Windows every 3 frames, the default: every 4 ran 28% more steps in the
-# 20 minutes but ended 3.7 points of dev CER behind.
+# 20 minutes but ended 3.7 points of dev CER behind. Two BiLSTM layers, not three: 65% more
+# steps in the 20 minutes on a slow 2-core machine and 1.1 points lower dev CER at the end.
 DEMO_PRESET = (
     "train.batch_size=8",
     "train.learning_rate=0.002",
@@ -49,6 +50,7 @@ DEMO_PRESET = (
     "model.layer_norm=true",
     "model.dropout=0.1",
     "model.input_dropout=0.0",
+    "model.lstm_layers=2",
 )
 
 
