@@ -305,8 +305,8 @@ def windows_in_buckets(
     """Log-mel items -> [in training: speed perturbation, frequency warp, noise,
     SpecAugment] -> model input windows -> batches padded to their length bucket
     (``sizes``: one batch size per bucket); in training, each bucket's last batch filled to
-    its full size (:func:`_fill_last_batch`). Shared by the on-the-fly pipeline and the feature store
-    reader, so both augment and batch the same way."""
+    its full size (:func:`_fill_last_batch`). Shared by the on-the-fly pipeline and the
+    feature store reader, so both augment and batch the same way."""
     import tensorflow as tf
 
     tc = config.train
